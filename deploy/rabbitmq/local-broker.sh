@@ -143,6 +143,7 @@ benv=(env -i
     LC_ALL=C.UTF-8
     ERL_EPMD_PORT="$epmd_port"
     ERL_EPMD_ADDRESS=127.0.0.1
+    ERL_CRASH_DUMP="$log_dir/erl_crash.dump"
     RABBITMQ_NODENAME="$node"
     RABBITMQ_USE_LONGNAME=false
     RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
@@ -219,6 +220,15 @@ launcher_pid() {
     if [[ -n $pid ]] && is_ours "$pid"; then printf '%s' "$pid"; fi
 }
 
+# Like kill -0, but a zombie (exited, not yet reaped — PID 1 in containers may
+# reap slowly, and our own background launcher is reaped only by us) is dead.
+alive() {
+    local stat
+    [[ $1 =~ ^[0-9]+$ ]] && read -r stat 2>/dev/null <"/proc/$1/stat" || return 1
+    stat=${stat##*) }
+    [[ ${stat:0:1} != Z ]]
+}
+
 port_open() { timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
 
 ctl() { "${benv[@]}" "$RMQ_BIN/rabbitmqctl" -n "$node" "$@"; }
@@ -273,7 +283,7 @@ lock() {
 # Wait until the node is ready, failing early if the launcher dies.
 # $1: deadline (SECONDS); $2: launcher pid we just started, "" = look it up,
 # "patient" = keep polling even while nothing is starting (the `wait` command).
-# Returns 0 when ready.
+# Returns 0 when ready, 1 on timeout, 2 if the node process exited.
 wait_ready() {
     local deadline=$1 how=${2:-} lpid wpid rc remaining
     # Do not run the CLI before a node exists: it would spawn a private epmd.
@@ -281,8 +291,8 @@ wait_ready() {
         ((SECONDS < deadline)) || return 1
         case $how in
             patient) ;;
-            "") lpid=$(launcher_pid); [[ -n $lpid ]] || [[ -n $(beam_pid) ]] || return 1 ;;
-            *) kill -0 "$how" 2>/dev/null || [[ -n $(beam_pid) ]] || return 1 ;;
+            "") lpid=$(launcher_pid); [[ -n $lpid ]] || [[ -n $(beam_pid) ]] || return 2 ;;
+            *) alive "$how" || [[ -n $(beam_pid) ]] || return 2 ;;
         esac
         sleep 0.1
     done
@@ -295,13 +305,16 @@ wait_ready() {
         if [[ -z $(beam_pid) ]]; then
             kill "$wpid" 2>/dev/null || true
             wait "$wpid" 2>/dev/null || true
-            return 1
+            return 2
         fi
         sleep 0.1
     done
     rc=0
     wait "$wpid" || rc=$?
-    ((rc == 0)) || return 1
+    if ((rc != 0)); then
+        [[ -n $(beam_pid) ]] || return 2
+        return 1
+    fi
     # Listener is up once the rabbit app is; double-check the AMQP port answers.
     while ! port_open "$port"; do
         ((SECONDS < deadline)) || return 1
@@ -316,6 +329,8 @@ write_files() {
 loopback_users.guest = true
 listeners.tcp.default = 127.0.0.1:$port
 max_message_size = 16777216
+# The node log is log/<node>.log; keep log/stdout.log for early boot output only.
+log.console = false
 EOF
     printf '[].\n' >"$plugins_file"
     printf '# Intentionally empty: keeps /etc/rabbitmq/rabbitmq-env.conf out of this private node.\n' >"$env_conf_file"
@@ -356,13 +371,20 @@ cmd_start() {
     fi
     write_files
     printf '\n===== %s start (%s) =====\n' "$(date -Is)" "$(describe)" >>"$stdout_log"
-    setsid "${benv[@]}" "$RMQ_BIN/rabbitmq-server" </dev/null >>"$stdout_log" 2>&1 9>&- &
+    # cd: the node's working directory (crash dumps etc.) is DIR, not the caller's.
+    (cd -- "$dir" && exec setsid "${benv[@]}" "$RMQ_BIN/rabbitmq-server") </dev/null >>"$stdout_log" 2>&1 9>&- &
     lpid=$!
     printf '%s\n' "$lpid" >"$launcher_pid_file"
     deadline=$((SECONDS + start_timeout))
-    if ! wait_ready "$deadline" "$lpid"; then
+    local rc=0
+    wait_ready "$deadline" "$lpid" || rc=$?
+    if ((rc != 0)); then
         show_logs
-        log "broker did not become ready within ${start_timeout}s; stopping it"
+        if ((rc == 2)); then
+            log "broker failed to start ($(describe)); see $log_dir"
+        else
+            log "broker did not become ready within ${start_timeout}s ($(describe)); stopping it"
+        fi
         stop_node >/dev/null 2>&1 || true
         sweep
         exit 1
@@ -383,8 +405,8 @@ stop_node() {
             kill -TERM "$pid" 2>/dev/null || true
         fi
         deadline=$((SECONDS + 15))
-        while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
-        if kill -0 "$pid" 2>/dev/null; then
+        while alive "$pid" && ((SECONDS < deadline)); do sleep 0.1; done
+        if alive "$pid"; then
             log "broker $pid still alive; sending SIGKILL"
             kill -KILL "$pid" 2>/dev/null || true
         fi
@@ -393,7 +415,7 @@ stop_node() {
         [[ -n $pid ]] || kill -TERM "$lpid" 2>/dev/null || true # started but never wrote a pid file
         was_running=0
         deadline=$((SECONDS + 10))
-        while kill -0 "$lpid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
+        while alive "$lpid" && ((SECONDS < deadline)); do sleep 0.1; done
     fi
     return "$was_running"
 }
@@ -422,7 +444,7 @@ cmd_status() {
         return 3
     fi
     if port_open "$port" &&
-        "${benv[@]}" timeout 30 "$RMQ_BIN/rabbitmq-diagnostics" -q -n "$node" check_running >/dev/null 2>&1; then
+        "${benv[@]}" timeout 10 "$RMQ_BIN/rabbitmq-diagnostics" -q -n "$node" -t 10 check_running >/dev/null 2>&1; then
         echo "running on 127.0.0.1:$port ($(describe), pid $pid)"
         return 0
     fi
@@ -444,7 +466,10 @@ cmd_wait() {
 
 cmd_reset() {
     if [[ -e $dir ]]; then
-        if [[ ! -f $settings_file ]] && [[ -n $(ls -A -- "$dir" 2>/dev/null) ]]; then
+        # Only delete dirs this script made: with its settings file, or holding
+        # nothing but what a failed start / `ctl` leaves (lock file, cookie).
+        if [[ ! -f $settings_file ]] &&
+            [[ -n $(ls -A -- "$dir" 2>/dev/null | grep -vxF -e .lock -e .erlang.cookie) ]]; then
             die "refusing to delete $dir: it was not created by $SELF (no .local-broker file)"
         fi
         cmd_stop

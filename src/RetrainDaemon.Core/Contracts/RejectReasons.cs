@@ -29,4 +29,7 @@ public sealed class IngestRejection(string reason, string detail) : Exception(de
 {
     /// <summary>One of <see cref="RejectReasons"/>.</summary>
     public string Reason { get; } = reason;
+
+    /// <summary>The configured model the message was for, when it got that far (a metric label).</summary>
+    public string? Model { get; set; }
 }

@@ -1,0 +1,390 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Threading.Channels;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using RabbitMQ.Client;
+using RabbitMQ.Client.Events;
+using RabbitMQ.Client.Exceptions;
+using RetrainDaemon.Core.Contracts;
+using RetrainDaemon.Core.Options;
+using RetrainDaemon.Data.Store;
+using RetrainDaemon.Messaging.Broker;
+
+namespace RetrainDaemon.Messaging.Ingestion;
+
+/// <summary>
+/// Consumes <c>retrain.samples</c> and <c>retrain.feedback</c>, validates and preprocesses each
+/// message, commits valid ones to the store in batches (one transaction, one fsync), and only then
+/// acks them. Invalid messages are dead-lettered with their reason; a failing store pauses the
+/// consumer with backoff (the deliveries stay unacked, prefetch stops the flow) instead of
+/// requeueing. On stop: cancel the subscriptions, commit and ack what is buffered within
+/// <see cref="IngestOptions.DrainTimeout"/>, and close the channel, which returns anything left.
+/// </summary>
+public sealed partial class IngestionConsumer(
+    BrokerConnector connector,
+    ISampleStore store,
+    MessageDecoder decoder,
+    IOptions<IngestOptions> ingestOptions,
+    IngestMetrics metrics,
+    IngestionHealth health,
+    ILogger<IngestionConsumer> logger) : BackgroundService
+{
+    private readonly IngestOptions options = ingestOptions.Value;
+
+    /// <summary>A delivery copied out of the client's buffers (they are reused after the handler returns).</summary>
+    private sealed record Delivery(ulong Tag, string Queue, string RoutingKey, bool Redelivered, byte[]? Body, int BodyLength, IReadOnlyBasicProperties Properties);
+
+    private sealed record Decoded(Delivery Delivery, IngestItem? Item, IngestRejection? Rejection);
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        await store.InitializeAsync(stoppingToken).ConfigureAwait(false);
+        metrics.Seed(await store.GetStatsAsync(stoppingToken).ConfigureAwait(false));
+
+        await using var connection = await connector.ConnectAsync(stoppingToken).ConfigureAwait(false);
+        // Confirms on: a message we dead-letter ourselves is acked only after the broker has the copy.
+        await using var channel = await connection.CreateChannelAsync(
+            new CreateChannelOptions(publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: true, outstandingPublisherConfirmationsRateLimiter: null),
+            stoppingToken).ConfigureAwait(false);
+        await Topology.DeclareAsync(channel, options, stoppingToken).ConfigureAwait(false);
+        await channel.BasicQosAsync(0, (ushort)options.Prefetch, global: false, stoppingToken).ConfigureAwait(false);
+
+        // Never full: the broker sends at most Prefetch unacked deliveries per consumer.
+        var inbox = Channel.CreateBounded<Delivery>(new BoundedChannelOptions(options.Prefetch * 2 + 16) { SingleReader = true });
+        var tags = new List<string>();
+        foreach (var queue in new[] { Topology.SamplesQueue, Topology.FeedbackQueue })
+        {
+            var consumer = new AsyncEventingBasicConsumer(channel);
+            consumer.ReceivedAsync += (_, ea) => Receive(inbox.Writer, queue, ea);
+            tags.Add(await channel.BasicConsumeAsync(queue, autoAck: false, consumer, stoppingToken).ConfigureAwait(false));
+        }
+
+        health.Consuming = true;
+        LogConsuming(logger, options.Prefetch, options.BatchSize);
+        try
+        {
+            while (!stoppingToken.IsCancellationRequested)
+            {
+                var batch = await ReadBatchAsync(inbox.Reader, stoppingToken).ConfigureAwait(false);
+                await HandleBatchAsync(channel, batch, stoppingToken).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+        finally
+        {
+            health.Consuming = false;
+            await DrainAsync(channel, tags, inbox.Reader).ConfigureAwait(false);
+        }
+    }
+
+    private async Task Receive(ChannelWriter<Delivery> writer, string queue, BasicDeliverEventArgs ea)
+    {
+        // An oversized body is not copied: it is dead-lettered by the broker (reject), so memory stays bounded.
+        byte[]? body = ea.Body.Length > options.MaxMessageBytes ? null : ea.Body.ToArray();
+        var delivery = new Delivery(ea.DeliveryTag, queue, ea.RoutingKey, ea.Redelivered, body, ea.Body.Length, ea.BasicProperties);
+        await writer.WriteAsync(delivery, ea.CancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task<List<Delivery>> ReadBatchAsync(ChannelReader<Delivery> reader, CancellationToken cancellationToken)
+    {
+        var batch = new List<Delivery>(options.BatchSize);
+        var first = await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+        batch.Add(first);
+        long deadline = Stopwatch.GetTimestamp() + (long)(options.BatchDelay.TotalSeconds * Stopwatch.Frequency);
+        while (batch.Count < options.BatchSize)
+        {
+            if (reader.TryRead(out var next))
+            {
+                batch.Add(next);
+                continue;
+            }
+
+            var remaining = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), deadline);
+            if (remaining <= TimeSpan.Zero)
+            {
+                break;
+            }
+
+            using var wait = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            wait.CancelAfter(remaining);
+            try
+            {
+                if (!await reader.WaitToReadAsync(wait.Token).ConfigureAwait(false))
+                {
+                    break;
+                }
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                break;
+            }
+        }
+
+        return batch;
+    }
+
+    private Decoded Decode(Delivery delivery)
+    {
+        if (delivery.Body is null)
+        {
+            return new Decoded(delivery, null, new IngestRejection(RejectReasons.TooLarge,
+                $"message of {delivery.BodyLength} bytes exceeds Ingest:MaxMessageBytes ({options.MaxMessageBytes})"));
+        }
+
+        try
+        {
+            return new Decoded(delivery, decoder.Decode(delivery.Body, delivery.Properties.ContentType), null);
+        }
+        catch (IngestRejection rejection)
+        {
+            return new Decoded(delivery, null, rejection);
+        }
+    }
+
+    private async Task HandleBatchAsync(IChannel channel, List<Delivery> batch, CancellationToken cancellationToken)
+    {
+        var decoded = new Decoded[batch.Count];
+        if (batch.Count >= 16 && options.DecodeParallelism > 1)
+        {
+            Parallel.For(0, batch.Count, new ParallelOptions { MaxDegreeOfParallelism = options.DecodeParallelism }, i => decoded[i] = Decode(batch[i]));
+        }
+        else
+        {
+            for (int i = 0; i < batch.Count; i++)
+            {
+                decoded[i] = Decode(batch[i]);
+            }
+        }
+
+        var valid = new List<Decoded>(decoded.Length);
+        var rejected = new List<Decoded>();
+        foreach (var d in decoded)
+        {
+            (d.Item is null ? rejected : valid).Add(d);
+        }
+
+        if (rejected.Count > 0)
+        {
+            await DeadLetterAsync(channel, rejected, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (valid.Count == 0)
+        {
+            return;
+        }
+
+        var items = valid.Select(d => d.Item!.Value).ToList();
+        var outcomes = await CommitWithRetryAsync(items, cancellationToken).ConfigureAwait(false);
+        for (int i = 0; i < valid.Count; i++)
+        {
+            var item = valid[i].Item!.Value;
+            string type = item.Sample is null ? "feedback" : "sample";
+            if (outcomes[i] == CommitOutcome.Stored)
+            {
+                metrics.Stored(item.Model, type);
+                if (item.Sample is { } sample)
+                {
+                    metrics.SampleAdded(sample.Model, sample.Split);
+                }
+                else
+                {
+                    metrics.FeedbackAdded(item.Model);
+                }
+            }
+            else
+            {
+                metrics.Duplicate(item.Model, type);
+            }
+
+            await SettleAsync(channel, valid[i].Delivery, ack: true).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Commits the batch, retrying with capped exponential backoff while the store is unavailable.</summary>
+    private async Task<IReadOnlyList<CommitOutcome>> CommitWithRetryAsync(List<IngestItem> items, CancellationToken cancellationToken)
+    {
+        var delay = options.StoreRetryInitial;
+        while (true)
+        {
+            long start = Stopwatch.GetTimestamp();
+            try
+            {
+                var outcomes = await store.CommitAsync(items, cancellationToken).ConfigureAwait(false);
+                metrics.Commit(Stopwatch.GetElapsedTime(start), items.Count);
+                if (!health.StoreUp)
+                {
+                    LogStoreRecovered(logger);
+                    health.StoreRecovered();
+                }
+
+                return outcomes;
+            }
+            catch (StoreUnavailableException ex)
+            {
+                health.StoreFailed(ex.Message);
+                metrics.StoreRetry();
+                LogStoreUnavailable(logger, items.Count, delay.TotalSeconds, ex.Message);
+                await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
+                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, options.StoreRetryMax.Ticks));
+            }
+        }
+    }
+
+    /// <summary>
+    /// RabbitMQ cannot attach a reason to a reject, so the daemon publishes the message itself to
+    /// the dead-letter exchange with the reason in headers, waits for the broker's confirm, then acks
+    /// the original. If that publish fails, the original is rejected without requeue and the queue's
+    /// own dead-lettering keeps it (with <c>x-death</c>, without our reason).
+    /// </summary>
+    private async Task DeadLetterAsync(IChannel channel, List<Decoded> rejected, CancellationToken cancellationToken)
+    {
+        string now = DateTimeOffset.UtcNow.ToString("O", CultureInfo.InvariantCulture);
+        var copies = new List<(Decoded Decoded, Task? Confirm)>(rejected.Count);
+        foreach (var d in rejected)
+        {
+            var rejection = d.Rejection!;
+            string model = rejection.Model ?? "unknown";
+            string type = d.Delivery.Queue == Topology.FeedbackQueue ? "feedback" : "sample";
+            metrics.Rejected(model, type, rejection.Reason);
+            LogRejected(logger, d.Delivery.Properties.MessageId ?? "(no message id)", d.Delivery.Queue, rejection.Reason, rejection.Message);
+            if (d.Delivery.Body is null)
+            {
+                copies.Add((d, null));
+                continue;
+            }
+
+            var properties = new BasicProperties(d.Delivery.Properties)
+            {
+                Persistent = true,
+                Headers = new Dictionary<string, object?>(d.Delivery.Properties.Headers ?? new Dictionary<string, object?>())
+                {
+                    [Topology.RejectReasonHeader] = rejection.Reason,
+                    [Topology.RejectDetailHeader] = rejection.Message.Length <= 1024 ? rejection.Message : rejection.Message[..1024],
+                    [Topology.OriginalQueueHeader] = d.Delivery.Queue,
+                    [Topology.RejectedAtHeader] = now,
+                },
+            };
+            try
+            {
+                copies.Add((d, channel.BasicPublishAsync(Topology.DeadLetterExchange, d.Delivery.RoutingKey, mandatory: true, properties, d.Delivery.Body, cancellationToken).AsTask()));
+            }
+            catch (Exception ex) when (ex is AlreadyClosedException or PublishException)
+            {
+                copies.Add((d, Task.FromException(ex)));
+            }
+        }
+
+        foreach (var (d, confirm) in copies)
+        {
+            bool copied = false;
+            if (confirm is not null)
+            {
+                try
+                {
+                    await confirm.ConfigureAwait(false);
+                    copied = true;
+                }
+                catch (Exception ex) when (ex is AlreadyClosedException or PublishException or OperationInterruptedException)
+                {
+                    LogDeadLetterCopyFailed(logger, d.Delivery.Tag, ex.Message);
+                }
+            }
+
+            await SettleAsync(channel, d.Delivery, ack: copied).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Ack, or reject without requeue. A closed channel means the broker will redeliver; the store dedupes.</summary>
+    private async Task SettleAsync(IChannel channel, Delivery delivery, bool ack)
+    {
+        try
+        {
+            if (ack)
+            {
+                await channel.BasicAckAsync(delivery.Tag, multiple: false).ConfigureAwait(false);
+            }
+            else
+            {
+                await channel.BasicRejectAsync(delivery.Tag, requeue: false).ConfigureAwait(false);
+            }
+        }
+        catch (AlreadyClosedException ex)
+        {
+            LogSettleOnClosedChannel(logger, delivery.Tag, ex.Message);
+        }
+    }
+
+    private async Task DrainAsync(IChannel channel, List<string> consumerTags, ChannelReader<Delivery> reader)
+    {
+        using var drain = new CancellationTokenSource(options.DrainTimeout);
+        int drained = 0;
+        try
+        {
+            foreach (var tag in consumerTags)
+            {
+                if (channel.IsOpen)
+                {
+                    await channel.BasicCancelAsync(tag, noWait: false, drain.Token).ConfigureAwait(false);
+                }
+            }
+
+            var batch = new List<Delivery>();
+            while (reader.TryRead(out var delivery))
+            {
+                batch.Add(delivery);
+                if (batch.Count == options.BatchSize)
+                {
+                    await HandleBatchAsync(channel, batch, drain.Token).ConfigureAwait(false);
+                    drained += batch.Count;
+                    batch = [];
+                }
+            }
+
+            if (batch.Count > 0 && channel.IsOpen)
+            {
+                await HandleBatchAsync(channel, batch, drain.Token).ConfigureAwait(false);
+                drained += batch.Count;
+            }
+
+            if (channel.IsOpen)
+            {
+                await channel.CloseAsync(drain.Token).ConfigureAwait(false);
+            }
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or AlreadyClosedException or OperationInterruptedException)
+        {
+            // Whatever is still unacked goes back to the queue when the channel closes; the store dedupes redeliveries.
+            LogDrainIncomplete(logger, ex.Message);
+        }
+
+        LogStopped(logger, drained);
+    }
+
+    [LoggerMessage(EventId = 200, Level = LogLevel.Information, Message = "Consuming retrain.samples and retrain.feedback (prefetch {Prefetch}, batch {BatchSize})")]
+    private static partial void LogConsuming(ILogger logger, int prefetch, int batchSize);
+
+    [LoggerMessage(EventId = 201, Level = LogLevel.Warning, Message = "Rejected event {EventId} from {Queue}: {Reason}: {Detail}")]
+    private static partial void LogRejected(ILogger logger, string eventId, string queue, string reason, string detail);
+
+    [LoggerMessage(EventId = 202, Level = LogLevel.Warning, Message = "Store unavailable; {Count} deliveries stay unacked, retrying in {DelaySeconds:0.00} s: {Error}")]
+    private static partial void LogStoreUnavailable(ILogger logger, int count, double delaySeconds, string error);
+
+    [LoggerMessage(EventId = 203, Level = LogLevel.Information, Message = "Store available again; ingestion resumes")]
+    private static partial void LogStoreRecovered(ILogger logger);
+
+    [LoggerMessage(EventId = 204, Level = LogLevel.Warning, Message = "Could not copy delivery {Tag} to the dead-letter exchange ({Error}); rejecting it so the queue dead-letters it")]
+    private static partial void LogDeadLetterCopyFailed(ILogger logger, ulong tag, string error);
+
+    [LoggerMessage(EventId = 205, Level = LogLevel.Debug, Message = "Delivery {Tag} not settled, channel closed ({Error}); the broker redelivers it")]
+    private static partial void LogSettleOnClosedChannel(ILogger logger, ulong tag, string error);
+
+    [LoggerMessage(EventId = 206, Level = LogLevel.Warning, Message = "Shutdown drain incomplete ({Error}); unacked deliveries return to the queue")]
+    private static partial void LogDrainIncomplete(ILogger logger, string error);
+
+    [LoggerMessage(EventId = 207, Level = LogLevel.Information, Message = "Ingestion stopped; {Drained} buffered deliveries handled during shutdown")]
+    private static partial void LogStopped(ILogger logger, int drained);
+}

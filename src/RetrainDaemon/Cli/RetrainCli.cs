@@ -1,0 +1,111 @@
+using System.CommandLine;
+using Microsoft.Extensions.Options;
+using RetrainDaemon.Core.Options;
+using RetrainDaemon.Hosting;
+
+namespace RetrainDaemon.Cli;
+
+/// <summary>The <c>retrain-daemon</c> command line: <c>run</c>, <c>publish …</c>, <c>samples stats</c>.</summary>
+public static class RetrainCli
+{
+    /// <summary>Exit code for a configuration that fails validation.</summary>
+    public const int ExitInvalidConfiguration = 2;
+
+    internal static readonly Option<FileInfo?> ConfigOption = new("--config", "-c")
+    {
+        Description = "An extra JSON configuration file (over the embedded defaults and /etc/retrain-daemon/appsettings.json).",
+        Recursive = true,
+    };
+
+    internal static readonly Option<string[]> SetOption = new("--set")
+    {
+        Description = "Override one setting, e.g. --set Broker:Endpoints:0=localhost:5673 (repeatable; environment: RETRAIN__Section__Key).",
+        Recursive = true,
+        Arity = ArgumentArity.ZeroOrMore,
+    };
+
+    public static async Task<int> InvokeAsync(string[] args, Func<IConfiguration, CancellationToken, Task> runDaemon)
+    {
+        var root = new RootCommand("RetrainDaemon keeps generative models fresh: it ingests samples and feedback from RabbitMQ into a durable store (later stages fine-tune, gate, export and serve).");
+        root.Options.Add(ConfigOption);
+        root.Options.Add(SetOption);
+
+        var run = new Command("run", "Run the daemon: consume retrain.samples and retrain.feedback into the store; serve /metrics and /v2/health/{live,ready}.");
+        run.SetAction(async (parse, cancellationToken) =>
+        {
+            var configuration = Configuration(parse);
+            try
+            {
+                await runDaemon(configuration, cancellationToken);
+                return Environment.ExitCode;
+            }
+            catch (Exception ex) when (HostingExtensions.OptionsFailures(ex) is { Count: > 0 } failures)
+            {
+                return ReportInvalid(failures);
+            }
+        });
+        root.Subcommands.Add(run);
+        root.Subcommands.Add(PublishCommands.Create());
+        root.Subcommands.Add(SamplesCommands.Create());
+
+        var parsed = root.Parse(args);
+        // Long enough for the host's own graceful shutdown (30 s) to finish after SIGTERM/SIGINT.
+        var invocation = new InvocationConfiguration { ProcessTerminationTimeout = TimeSpan.FromSeconds(45) };
+        try
+        {
+            return await parsed.InvokeAsync(invocation);
+        }
+        catch (ConfigurationInvalidException ex)
+        {
+            return ReportInvalid(ex.Failures);
+        }
+    }
+
+    internal static IConfigurationRoot Configuration(ParseResult parse) =>
+        DaemonConfiguration.Build(parse.GetValue(ConfigOption), parse.GetValue(SetOption));
+
+    internal static int ReportInvalid(IReadOnlyList<string> failures)
+    {
+        Console.Error.WriteLine($"retrain-daemon: the configuration is invalid ({failures.Count} problem{(failures.Count == 1 ? "" : "s")}):");
+        foreach (var failure in failures)
+        {
+            Console.Error.WriteLine("  - " + failure);
+        }
+
+        return ExitInvalidConfiguration;
+    }
+
+    /// <summary>Binds and validates options outside the host (publisher, stats), all failures at once.</summary>
+    internal static T Bind<T>(IConfiguration configuration, string section, IValidateOptions<T> validator, List<string> failures)
+        where T : class, new()
+    {
+        var value = new T();
+        configuration.GetSection(section).Bind(value);
+        var result = validator.Validate(Microsoft.Extensions.Options.Options.DefaultName, value);
+        if (result.Failed)
+        {
+            failures.AddRange(result.Failures);
+        }
+
+        return value;
+    }
+
+    internal static ModelCatalogOptions BindModels(IConfiguration configuration, List<string> failures)
+    {
+        var catalog = new ModelCatalogOptions();
+        configuration.GetSection(ModelCatalogOptions.Section).Bind(catalog.Models);
+        var result = new ModelCatalogOptionsValidator().Validate(null, catalog);
+        if (result.Failed)
+        {
+            failures.AddRange(result.Failures);
+        }
+
+        return catalog;
+    }
+}
+
+/// <summary>Thrown by verbs whose options do not validate; reported like the daemon's own start-up failures.</summary>
+internal sealed class ConfigurationInvalidException(IReadOnlyList<string> failures) : Exception("invalid configuration")
+{
+    public IReadOnlyList<string> Failures { get; } = failures;
+}

@@ -1,0 +1,104 @@
+using System.Text.Json;
+using Microsoft.Extensions.Options;
+using Prometheus;
+using RetrainDaemon.Core.Options;
+using RetrainDaemon.Data.Store;
+using RetrainDaemon.Messaging.Broker;
+using RetrainDaemon.Messaging.Ingestion;
+
+namespace RetrainDaemon.Hosting;
+
+/// <summary>One extension per pipeline stage; <c>Program.cs</c> calls them in order.</summary>
+public static class HostingExtensions
+{
+    /// <summary>Configuration, systemd integration, shutdown budget, Kestrel URLs.</summary>
+    public static WebApplicationBuilder AddDaemonDefaults(this WebApplicationBuilder builder, IConfiguration configuration)
+    {
+        builder.Configuration.Sources.Clear();
+        builder.Configuration.AddConfiguration(configuration);
+        builder.Services.AddSystemd();
+        builder.Services.Configure<HostOptions>(o =>
+        {
+            // systemd's TimeoutStopSec (deploy/) must stay above this.
+            o.ShutdownTimeout = TimeSpan.FromSeconds(30);
+            o.BackgroundServiceExceptionBehavior = BackgroundServiceExceptionBehavior.StopHost;
+        });
+        builder.Services.AddValidatedOptions<HttpOptions, HttpOptionsValidator>(HttpOptions.Section);
+        var http = configuration.GetSection(HttpOptions.Section).Get<HttpOptions>() ?? new HttpOptions();
+        builder.WebHost.UseUrls(http.Urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+        return builder;
+    }
+
+    /// <summary>The sample/feedback store selected by <c>Store:Provider</c>.</summary>
+    public static WebApplicationBuilder AddStore(this WebApplicationBuilder builder)
+    {
+        builder.Services.AddValidatedOptions<StoreOptions, StoreOptionsValidator>(StoreOptions.Section);
+        builder.Services.AddSingleton<ISampleStore>(sp => new SqliteSampleStore(sp.GetRequiredService<IOptions<StoreOptions>>().Value));
+        return builder;
+    }
+
+    /// <summary>Broker connection, model catalog, decoder and the ingestion consumer.</summary>
+    public static WebApplicationBuilder AddIngestion(this WebApplicationBuilder builder)
+    {
+        var services = builder.Services;
+        services.AddValidatedOptions<BrokerOptions, BrokerOptionsValidator>(BrokerOptions.Section);
+        services.AddValidatedOptions<IngestOptions, IngestOptionsValidator>(IngestOptions.Section);
+        services.AddModelCatalog();
+        services.AddSingleton(sp => new BrokerConnector(sp.GetRequiredService<IOptions<BrokerOptions>>().Value, sp.GetRequiredService<ILogger<BrokerConnector>>()));
+        services.AddSingleton(sp => new MessageDecoder(sp.GetRequiredService<IOptions<ModelCatalogOptions>>().Value, sp.GetRequiredService<IOptions<IngestOptions>>().Value));
+        services.AddSingleton<IngestMetrics>();
+        services.AddSingleton<IngestionHealth>();
+        services.AddHostedService<IngestionConsumer>();
+        return builder;
+    }
+
+    public static IServiceCollection AddModelCatalog(this IServiceCollection services)
+    {
+        services.AddSingleton<IValidateOptions<ModelCatalogOptions>, ModelCatalogOptionsValidator>();
+        services.AddOptions<ModelCatalogOptions>()
+            .Configure<IConfiguration>((o, configuration) => configuration.GetSection(ModelCatalogOptions.Section).Bind(o.Models))
+            .ValidateOnStart();
+        return services;
+    }
+
+    public static OptionsBuilder<T> AddValidatedOptions<T, TValidator>(this IServiceCollection services, string section)
+        where T : class
+        where TValidator : class, IValidateOptions<T>
+    {
+        services.AddSingleton<IValidateOptions<T>, TValidator>();
+        return services.AddOptions<T>().BindConfiguration(section).ValidateOnStart();
+    }
+
+    /// <summary><c>/metrics</c> for Prometheus and the Open Inference Protocol health routes.</summary>
+    public static WebApplication MapOperationalEndpoints(this WebApplication app)
+    {
+        app.UseHttpMetrics();
+        app.MapMetrics("/metrics");
+        app.MapGet("/v2/health/live", () => Results.Json(new { live = true }));
+        app.MapGet("/v2/health/ready", async (BrokerConnector broker, IngestionHealth ingestion, ISampleStore store, CancellationToken cancellationToken) =>
+        {
+            bool storeUp = ingestion.StoreUp && await store.PingAsync(cancellationToken);
+            bool ready = broker.IsOpen && ingestion.Consuming && storeUp;
+            var body = new
+            {
+                ready,
+                broker = broker.IsOpen ? "connected" : "disconnected",
+                store = storeUp ? "up" : ingestion.StoreError ?? "down",
+                ingestion = ingestion.Consuming ? "consuming" : "stopped",
+            };
+            return Results.Json(body, statusCode: ready ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable);
+        });
+        return app;
+    }
+
+    /// <summary>Every options failure as "Section:Key = 'value': problem", from a failed start.</summary>
+    public static IReadOnlyList<string> OptionsFailures(Exception exception) => exception switch
+    {
+        OptionsValidationException ove => ove.Failures.ToList(),
+        AggregateException ae => ae.InnerExceptions.SelectMany(OptionsFailures).ToList(),
+        _ when exception.InnerException is not null => OptionsFailures(exception.InnerException),
+        _ => [],
+    };
+
+    internal static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
+}

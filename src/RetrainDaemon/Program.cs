@@ -1,0 +1,15 @@
+using RetrainDaemon.Cli;
+using RetrainDaemon.Hosting;
+
+// Composition root. The command line picks a verb; `run` builds the daemon, one AddX() per stage.
+return await RetrainCli.InvokeAsync(args, static async (configuration, cancellationToken) =>
+{
+    var builder = WebApplication.CreateSlimBuilder();
+    builder.AddDaemonDefaults(configuration);
+    builder.AddStore();
+    builder.AddIngestion();
+
+    await using var app = builder.Build();
+    app.MapOperationalEndpoints();
+    await app.RunAsync(cancellationToken);
+});
