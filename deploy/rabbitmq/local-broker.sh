@@ -115,14 +115,17 @@ start_timeout=${RETRAIN_BROKER_START_TIMEOUT:-60}
 stop_timeout=${RETRAIN_BROKER_STOP_TIMEOUT:-60}
 
 for p in "$port" "$dist_port" "$epmd_port"; do
-    [[ $p =~ ^[0-9]+$ ]] && ((10#$p >= 1 && 10#$p <= 65535)) ||
+    if ! [[ $p =~ ^[0-9]+$ ]] || ((10#$p < 1 || 10#$p > 65535)); then
         usage_error "port out of range: $p (AMQP $port, dist $dist_port, epmd $epmd_port; set RETRAIN_BROKER_DIST_PORT / RETRAIN_BROKER_EPMD_PORT)"
+    fi
 done
 ((port != dist_port && port != epmd_port && dist_port != epmd_port)) ||
     usage_error "AMQP ($port), distribution ($dist_port) and epmd ($epmd_port) ports must differ"
 ((epmd_port != 4369)) || usage_error "epmd port 4369 is the shared system epmd; pick a private one"
 for t in "$start_timeout" "$stop_timeout"; do
-    [[ $t =~ ^[0-9]+$ ]] && ((t > 0)) || usage_error "timeouts must be positive integers (seconds): $t"
+    if ! [[ $t =~ ^[0-9]+$ ]] || ((10#$t == 0)); then
+        usage_error "timeouts must be positive integers (seconds): $t"
+    fi
 done
 
 conf_file=$dir/rabbitmq.conf
@@ -204,7 +207,7 @@ is_ours() {
 
 read_pid() { # file → pid on stdout, empty if none
     local pid=""
-    [[ -f $1 ]] && read -r pid <"$1" 2>/dev/null || true
+    if [[ -f $1 ]]; then read -r pid <"$1" 2>/dev/null || true; fi
     printf '%s' "$pid"
 }
 
@@ -468,8 +471,14 @@ cmd_reset() {
     if [[ -e $dir ]]; then
         # Only delete dirs this script made: with its settings file, or holding
         # nothing but what a failed start / `ctl` leaves (lock file, cookie).
-        if [[ ! -f $settings_file ]] &&
-            [[ -n $(ls -A -- "$dir" 2>/dev/null | grep -vxF -e .lock -e .erlang.cookie) ]]; then
+        local f foreign=""
+        if [[ ! -f $settings_file ]]; then
+            for f in "$dir"/* "$dir"/.[!.]* "$dir"/..?*; do
+                [[ -e $f || -L $f ]] || continue
+                case ${f##*/} in .lock | .erlang.cookie) ;; *) foreign=$f ;; esac
+            done
+        fi
+        if [[ -n $foreign ]]; then
             die "refusing to delete $dir: it was not created by $SELF (no .local-broker file)"
         fi
         cmd_stop

@@ -62,10 +62,23 @@ public static class ImagePreprocessor
 
     private static byte[] FromPng(ReadOnlySpan<byte> data, int width, int height, int channels, ImageShapeOptions shape)
     {
-        using var decoded = SKBitmap.Decode(data);
-        if (decoded is null)
+        using var encoded = SKData.CreateCopy(data);
+        using var codec = SKCodec.Create(encoded);
+        if (codec is null || codec.EncodedFormat != SKEncodedImageFormat.Png)
         {
-            throw new IngestRejection(RejectReasons.UndecodableImage, $"the {data.Length}-byte payload is not a decodable PNG");
+            throw new IngestRejection(RejectReasons.UndecodableImage, $"the {data.Length}-byte payload is not a PNG");
+        }
+
+        // Decode through the codec so a truncated or corrupt PNG is an error, not a half-grey image.
+        var source = codec.Info;
+        var info = new SKImageInfo(source.Width, source.Height,
+            source.ColorType == SKColorType.Gray8 ? SKColorType.Gray8 : SKColorType.Rgba8888,
+            source.AlphaType == SKAlphaType.Opaque ? SKAlphaType.Opaque : SKAlphaType.Unpremul);
+        using var decoded = new SKBitmap(info);
+        var result = codec.GetPixels(info, decoded.GetPixels());
+        if (result != SKCodecResult.Success)
+        {
+            throw new IngestRejection(RejectReasons.UndecodableImage, $"the {data.Length}-byte PNG could not be decoded: {result}");
         }
 
         if (decoded.Width != width || decoded.Height != height)

@@ -32,7 +32,9 @@ public static class CloudEventEncoder
             Data = data,
         };
         var body = Formatter.EncodeStructuredModeMessage(cloudEvent, out _);
-        return new OutgoingMessage(id, EventTypes.RoutingKey(type, subject), body);
+        // Anything that is not feedback routes to the samples queue, where the daemon judges it.
+        string routingKey = EventTypes.RoutingKey(type == EventTypes.Feedback ? EventTypes.Feedback : EventTypes.Sample, subject);
+        return new OutgoingMessage(id, routingKey, body);
     }
 
     public static JsonObject ImageObject(ReadOnlySpan<byte> pixels, int width, int height, int channels, string encoding)
