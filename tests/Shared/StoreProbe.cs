@@ -26,7 +26,14 @@ public static class StoreProbe
         using var connection = Open(path);
         using var command = connection.CreateCommand();
         command.CommandText = sql;
-        return Convert.ToInt64(command.ExecuteScalar() ?? 0L, CultureInfo.InvariantCulture);
+        try
+        {
+            return Convert.ToInt64(command.ExecuteScalar() ?? 0L, CultureInfo.InvariantCulture);
+        }
+        catch (SqliteException ex) when (ex.SqliteErrorCode == 1 && ex.Message.Contains("no such table", StringComparison.Ordinal))
+        {
+            return 0; // the daemon created the file but has not migrated it yet
+        }
     }
 
     public static long Samples(string path) => Scalar(path, "SELECT COUNT(*) FROM samples;");
@@ -68,5 +75,37 @@ public static class StoreProbe
         }
 
         return count;
+    }
+}
+
+/// <summary>Row-level snapshots, to prove that stored data never changes underneath.</summary>
+public static class StoreSnapshot
+{
+    /// <summary>event id → "seq|split|label|sha256(pixels or text)".</summary>
+    public static Dictionary<string, string> Take(string path)
+    {
+        using var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={path};Mode=ReadOnly;Pooling=False");
+        connection.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT event_id, seq, split, COALESCE(label, ''), COALESCE(pixels, CAST(text AS BLOB)) FROM samples;";
+        using var reader = command.ExecuteReader();
+        var rows = new Dictionary<string, string>(StringComparer.Ordinal);
+        while (reader.Read())
+        {
+            var payload = reader.IsDBNull(4) ? [] : (byte[])reader.GetValue(4);
+            rows[reader.GetString(0)] = $"{reader.GetInt64(1)}|{reader.GetString(2)}|{reader.GetString(3)}|{Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(payload))}";
+        }
+
+        return rows;
+    }
+
+    public static byte[]? Pixels(string path, string eventId)
+    {
+        using var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={path};Mode=ReadOnly;Pooling=False");
+        connection.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT pixels FROM samples WHERE event_id = $id;";
+        command.Parameters.AddWithValue("$id", eventId);
+        return command.ExecuteScalar() as byte[];
     }
 }

@@ -34,14 +34,27 @@ public static class RetrainCli
         run.SetAction(async (parse, cancellationToken) =>
         {
             var configuration = Configuration(parse);
+            // Validate every section up front: the host's own ValidateOnStart stops at the first
+            // options type that a hosted service happens to resolve.
+            var failures = new List<string>();
+            Bind(configuration, BrokerOptions.Section, new BrokerOptionsValidator(), failures);
+            Bind(configuration, IngestOptions.Section, new IngestOptionsValidator(), failures);
+            Bind(configuration, StoreOptions.Section, new StoreOptionsValidator(), failures);
+            Bind(configuration, HttpOptions.Section, new HttpOptionsValidator(), failures);
+            BindModels(configuration, failures);
+            if (failures.Count > 0)
+            {
+                return ReportInvalid(failures);
+            }
+
             try
             {
                 await runDaemon(configuration, cancellationToken);
                 return Environment.ExitCode;
             }
-            catch (Exception ex) when (HostingExtensions.OptionsFailures(ex) is { Count: > 0 } failures)
+            catch (Exception ex) when (HostingExtensions.OptionsFailures(ex) is { Count: > 0 } startFailures)
             {
-                return ReportInvalid(failures);
+                return ReportInvalid(startFailures);
             }
         });
         root.Subcommands.Add(run);
@@ -80,7 +93,17 @@ public static class RetrainCli
         where T : class, new()
     {
         var value = new T();
-        configuration.GetSection(section).Bind(value);
+        try
+        {
+            configuration.GetSection(section).Bind(value);
+        }
+        catch (InvalidOperationException ex)
+        {
+            // The binder names the key and the value it could not convert.
+            failures.Add($"{section}: {ex.Message}");
+            return value;
+        }
+
         var result = validator.Validate(Microsoft.Extensions.Options.Options.DefaultName, value);
         if (result.Failed)
         {
@@ -93,7 +116,16 @@ public static class RetrainCli
     internal static ModelCatalogOptions BindModels(IConfiguration configuration, List<string> failures)
     {
         var catalog = new ModelCatalogOptions();
-        configuration.GetSection(ModelCatalogOptions.Section).Bind(catalog.Models);
+        try
+        {
+            configuration.GetSection(ModelCatalogOptions.Section).Bind(catalog.Models);
+        }
+        catch (InvalidOperationException ex)
+        {
+            failures.Add($"{ModelCatalogOptions.Section}: {ex.Message}");
+            return catalog;
+        }
+
         var result = new ModelCatalogOptionsValidator().Validate(null, catalog);
         if (result.Failed)
         {

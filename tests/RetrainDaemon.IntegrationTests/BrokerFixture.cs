@@ -1,0 +1,46 @@
+using Microsoft.Extensions.Logging.Abstractions;
+using RetrainDaemon.Core.Options;
+using RetrainDaemon.Messaging.Broker;
+using RetrainDaemon.Messaging.Publishing;
+using RetrainDaemon.Tests.Shared;
+
+namespace RetrainDaemon.IntegrationTests;
+
+/// <summary>One private RabbitMQ node for the whole assembly (started by <c>deploy/rabbitmq/local-broker.sh</c>).</summary>
+public sealed class BrokerFixture : IAsyncLifetime
+{
+    public PrivateBroker Broker { get; private set; } = null!;
+
+    public async Task InitializeAsync() => Broker = await PrivateBroker.StartAsync();
+
+    public async Task DisposeAsync() => await Broker.DisposeAsync();
+
+    public BrokerOptions BrokerOptions => new()
+    {
+        Endpoints = [Broker.Endpoint],
+        NetworkRecoveryInterval = TimeSpan.FromSeconds(1),
+        ConnectAttempts = 5,
+    };
+
+    public async Task<PublishSummary> PublishAsync(IEnumerable<OutgoingMessage> messages, long total, int maxAttempts = 20)
+    {
+        var connector = new BrokerConnector(BrokerOptions, NullLogger<BrokerConnector>.Instance);
+        await using var publisher = await ConfirmedPublisher.ConnectAsync(connector, new IngestOptions(), NullLogger.Instance, window: 1000, maxAttempts: maxAttempts);
+        return await publisher.PublishAsync(messages, total, progress: null, CancellationToken.None);
+    }
+
+    /// <summary>Publishes raw bytes (possibly not a CloudEvent at all) straight to <c>retrain.ingest</c>.</summary>
+    public async Task PublishRawAsync(string routingKey, byte[] body, string messageId, string? contentType = "application/cloudevents+json")
+    {
+        await using var connection = await Broker.ConnectAsync();
+        await using var channel = await connection.CreateChannelAsync(new RabbitMQ.Client.CreateChannelOptions(true, true));
+        var properties = new RabbitMQ.Client.BasicProperties { Persistent = true, MessageId = messageId, ContentType = contentType };
+        await channel.BasicPublishAsync(Topology.IngestExchange, routingKey, mandatory: true, properties, body);
+    }
+}
+
+[CollectionDefinition(Name)]
+public sealed class BrokerCollection : ICollectionFixture<BrokerFixture>
+{
+    public const string Name = "broker";
+}
