@@ -38,6 +38,9 @@ public static class StoreProbe
 
     public static long Samples(string path) => Scalar(path, "SELECT COUNT(*) FROM samples;");
 
+    /// <summary>The highest sequence number: O(1) on the rowid, so polling it does not load the daemon (equals the count for a fresh store).</summary>
+    public static long Watermark(string path) => Scalar(path, "SELECT COALESCE(MAX(seq), 0) FROM samples;");
+
     public static long Feedback(string path) => Scalar(path, "SELECT COUNT(*) FROM feedback;");
 
     public static HashSet<string> SampleIds(string path)

@@ -18,7 +18,7 @@ public sealed class IngestOptions
     public int MaxMessageBytes { get; set; } = 1 << 20;
 
     /// <summary>Most messages committed in one store transaction (one fsync).</summary>
-    public int BatchSize { get; set; } = 512;
+    public int BatchSize { get; set; } = 256;
 
     /// <summary>How long a batch waits for more messages after its first one.</summary>
     public TimeSpan BatchDelay { get; set; } = TimeSpan.FromMilliseconds(2);

@@ -40,6 +40,21 @@ public sealed partial class IngestionConsumer(
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        try
+        {
+            await ConsumeAsync(stoppingToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (!(ex is OperationCanceledException && stoppingToken.IsCancellationRequested))
+        {
+            // The host stops on this (StopHost); a non-zero exit lets systemd's Restart=on-failure act.
+            LogFailed(logger, ex);
+            Environment.ExitCode = 1;
+            throw;
+        }
+    }
+
+    private async Task ConsumeAsync(CancellationToken stoppingToken)
+    {
         await store.InitializeAsync(stoppingToken).ConfigureAwait(false);
         metrics.Seed(await store.GetStatsAsync(stoppingToken).ConfigureAwait(false));
 
@@ -63,12 +78,21 @@ public sealed partial class IngestionConsumer(
 
         health.Consuming = true;
         LogConsuming(logger, options.Prefetch, options.BatchSize);
+
+        // Two stages so that decoding batch n+1 overlaps the commit (fsync) and acks of batch n. All
+        // broker calls that settle deliveries happen in the settle stage, in delivery order, which is
+        // what makes one multiple-ack per batch correct.
+        var decodedBatches = Channel.CreateBounded<Decoded[]>(new BoundedChannelOptions(2) { SingleReader = true, SingleWriter = true });
+        using var drainDeadline = new CancellationTokenSource();
+        using var onStop = stoppingToken.Register(() => drainDeadline.CancelAfter(options.DrainTimeout));
+        var settling = SettleLoopAsync(channel, decodedBatches.Reader, drainDeadline.Token);
+        int drained = 0;
         try
         {
-            while (!stoppingToken.IsCancellationRequested)
+            while (!stoppingToken.IsCancellationRequested && !settling.IsCompleted)
             {
                 var batch = await ReadBatchAsync(inbox.Reader, stoppingToken).ConfigureAwait(false);
-                await HandleBatchAsync(channel, batch, stoppingToken).ConfigureAwait(false);
+                await decodedBatches.Writer.WriteAsync(DecodeAll(batch), stoppingToken).ConfigureAwait(false);
             }
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
@@ -77,7 +101,9 @@ public sealed partial class IngestionConsumer(
         finally
         {
             health.Consuming = false;
-            await DrainAsync(channel, tags, inbox.Reader).ConfigureAwait(false);
+            drained = await CancelAndDrainInboxAsync(channel, tags, inbox.Reader, decodedBatches.Writer, drainDeadline.Token).ConfigureAwait(false);
+            decodedBatches.Writer.TryComplete();
+            await FinishAsync(channel, settling, drained).ConfigureAwait(false);
         }
     }
 
@@ -145,7 +171,7 @@ public sealed partial class IngestionConsumer(
         }
     }
 
-    private async Task HandleBatchAsync(IChannel channel, List<Delivery> batch, CancellationToken cancellationToken)
+    private Decoded[] DecodeAll(List<Delivery> batch)
     {
         var decoded = new Decoded[batch.Count];
         if (batch.Count >= 16 && options.DecodeParallelism > 1)
@@ -160,6 +186,20 @@ public sealed partial class IngestionConsumer(
             }
         }
 
+        return decoded;
+    }
+
+    private async Task SettleLoopAsync(IChannel channel, ChannelReader<Decoded[]> batches, CancellationToken drainDeadline)
+    {
+        await foreach (var batch in batches.ReadAllAsync(drainDeadline).ConfigureAwait(false))
+        {
+            await SettleBatchAsync(channel, batch, drainDeadline).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Dead-letters the rejects, commits the rest in one transaction, then acks them with one multiple-ack.</summary>
+    private async Task SettleBatchAsync(IChannel channel, Decoded[] decoded, CancellationToken cancellationToken)
+    {
         var valid = new List<Decoded>(decoded.Length);
         var rejected = new List<Decoded>();
         foreach (var d in decoded)
@@ -179,11 +219,19 @@ public sealed partial class IngestionConsumer(
 
         var items = valid.Select(d => d.Item!.Value).ToList();
         var outcomes = await CommitWithRetryAsync(items, cancellationToken).ConfigureAwait(false);
+        var refused = new List<Decoded>();
         for (int i = 0; i < valid.Count; i++)
         {
             var item = valid[i].Item!.Value;
+            if (outcomes[i].Error is { } error)
+            {
+                var rejection = new IngestRejection(RejectReasons.StoreError, $"event {item.EventId}: the store refused it: {error}") { Model = item.Model };
+                refused.Add(valid[i] with { Item = null, Rejection = rejection });
+                continue;
+            }
+
             string type = item.Sample is null ? "feedback" : "sample";
-            if (outcomes[i] == CommitOutcome.Stored)
+            if (outcomes[i].Outcome == CommitOutcome.Stored)
             {
                 metrics.Stored(item.Model, type);
                 if (item.Sample is { } sample)
@@ -199,13 +247,29 @@ public sealed partial class IngestionConsumer(
             {
                 metrics.Duplicate(item.Model, type);
             }
+        }
 
-            await SettleAsync(channel, valid[i].Delivery, ack: true).ConfigureAwait(false);
+        if (refused.Count > 0)
+        {
+            await DeadLetterAsync(channel, refused, cancellationToken).ConfigureAwait(false);
+        }
+
+        // Deliveries are settled strictly in order and every lower tag of this batch is already
+        // settled (rejects above, earlier batches before), so one multiple-ack covers exactly this batch.
+        if (refused.Count < valid.Count)
+        {
+            var last = valid.Last(v => !refused.Any(r => r.Delivery.Tag == v.Delivery.Tag));
+            await SettleAsync(channel, last.Delivery, ack: true, multiple: true).ConfigureAwait(false);
         }
     }
 
-    /// <summary>Commits the batch, retrying with capped exponential backoff while the store is unavailable.</summary>
-    private async Task<IReadOnlyList<CommitOutcome>> CommitWithRetryAsync(List<IngestItem> items, CancellationToken cancellationToken)
+    /// <summary>
+    /// Commits the batch, retrying with capped exponential backoff while the store is unavailable.
+    /// A batch the store refuses outright (not a transient error) is retried item by item, so one bad
+    /// row is dead-lettered with <see cref="RejectReasons.StoreError"/> instead of crash-looping the
+    /// daemon — which, with a large prefetch, would dead-letter innocent messages too.
+    /// </summary>
+    private async Task<(CommitOutcome Outcome, string? Error)[]> CommitWithRetryAsync(List<IngestItem> items, CancellationToken cancellationToken)
     {
         var delay = options.StoreRetryInitial;
         while (true)
@@ -221,7 +285,7 @@ public sealed partial class IngestionConsumer(
                     health.StoreRecovered();
                 }
 
-                return outcomes;
+                return outcomes.Select(o => (o, (string?)null)).ToArray();
             }
             catch (StoreUnavailableException ex)
             {
@@ -230,6 +294,21 @@ public sealed partial class IngestionConsumer(
                 LogStoreUnavailable(logger, items.Count, delay.TotalSeconds, ex.Message);
                 await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
                 delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, options.StoreRetryMax.Ticks));
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException && items.Count > 1)
+            {
+                LogBatchRefused(logger, items.Count, ex.Message);
+                var results = new (CommitOutcome, string?)[items.Count];
+                for (int i = 0; i < items.Count; i++)
+                {
+                    results[i] = (await CommitWithRetryAsync([items[i]], cancellationToken).ConfigureAwait(false))[0];
+                }
+
+                return results;
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                return [(CommitOutcome.Duplicate, ex.Message)];
             }
         }
     }
@@ -294,18 +373,18 @@ public sealed partial class IngestionConsumer(
                 }
             }
 
-            await SettleAsync(channel, d.Delivery, ack: copied).ConfigureAwait(false);
+            await SettleAsync(channel, d.Delivery, ack: copied, multiple: false).ConfigureAwait(false);
         }
     }
 
     /// <summary>Ack, or reject without requeue. A closed channel means the broker will redeliver; the store dedupes.</summary>
-    private async Task SettleAsync(IChannel channel, Delivery delivery, bool ack)
+    private async Task SettleAsync(IChannel channel, Delivery delivery, bool ack, bool multiple)
     {
         try
         {
             if (ack)
             {
-                await channel.BasicAckAsync(delivery.Tag, multiple: false).ConfigureAwait(false);
+                await channel.BasicAckAsync(delivery.Tag, multiple).ConfigureAwait(false);
             }
             else
             {
@@ -318,9 +397,9 @@ public sealed partial class IngestionConsumer(
         }
     }
 
-    private async Task DrainAsync(IChannel channel, List<string> consumerTags, ChannelReader<Delivery> reader)
+    /// <summary>Stops the subscriptions and hands everything already received to the settle stage.</summary>
+    private async Task<int> CancelAndDrainInboxAsync(IChannel channel, List<string> consumerTags, ChannelReader<Delivery> inbox, ChannelWriter<Decoded[]> batches, CancellationToken drainDeadline)
     {
-        using var drain = new CancellationTokenSource(options.DrainTimeout);
         int drained = 0;
         try
         {
@@ -328,32 +407,46 @@ public sealed partial class IngestionConsumer(
             {
                 if (channel.IsOpen)
                 {
-                    await channel.BasicCancelAsync(tag, noWait: false, drain.Token).ConfigureAwait(false);
+                    await channel.BasicCancelAsync(tag, noWait: false, drainDeadline).ConfigureAwait(false);
                 }
             }
 
-            var batch = new List<Delivery>();
-            while (reader.TryRead(out var delivery))
+            var batch = new List<Delivery>(options.BatchSize);
+            while (true)
             {
-                batch.Add(delivery);
-                if (batch.Count == options.BatchSize)
+                bool more = inbox.TryRead(out var delivery);
+                if (more)
                 {
-                    await HandleBatchAsync(channel, batch, drain.Token).ConfigureAwait(false);
+                    batch.Add(delivery!);
+                }
+
+                if (batch.Count == options.BatchSize || (!more && batch.Count > 0))
+                {
+                    await batches.WriteAsync(DecodeAll(batch), drainDeadline).ConfigureAwait(false);
                     drained += batch.Count;
-                    batch = [];
+                    batch = new List<Delivery>(options.BatchSize);
+                }
+
+                if (!more)
+                {
+                    break;
                 }
             }
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or AlreadyClosedException or OperationInterruptedException or ChannelClosedException)
+        {
+            LogDrainIncomplete(logger, ex.Message);
+        }
 
-            if (batch.Count > 0 && channel.IsOpen)
-            {
-                await HandleBatchAsync(channel, batch, drain.Token).ConfigureAwait(false);
-                drained += batch.Count;
-            }
+        return drained;
+    }
 
-            if (channel.IsOpen)
-            {
-                await channel.CloseAsync(drain.Token).ConfigureAwait(false);
-            }
+    /// <summary>Waits for the settle stage (bounded by the drain deadline), then closes the channel, returning whatever is unacked.</summary>
+    private async Task FinishAsync(IChannel channel, Task settling, int drained)
+    {
+        try
+        {
+            await settling.ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is OperationCanceledException or AlreadyClosedException or OperationInterruptedException)
         {
@@ -361,8 +454,27 @@ public sealed partial class IngestionConsumer(
             LogDrainIncomplete(logger, ex.Message);
         }
 
+        try
+        {
+            if (channel.IsOpen)
+            {
+                using var closeTimeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+                await channel.CloseAsync(closeTimeout.Token).ConfigureAwait(false);
+            }
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or AlreadyClosedException or OperationInterruptedException)
+        {
+            LogDrainIncomplete(logger, ex.Message);
+        }
+
         LogStopped(logger, drained);
     }
+
+    [LoggerMessage(EventId = 208, Level = LogLevel.Error, Message = "The store refused a batch of {Count} ({Error}); committing one by one to isolate the bad message")]
+    private static partial void LogBatchRefused(ILogger logger, int count, string error);
+
+    [LoggerMessage(EventId = 209, Level = LogLevel.Critical, Message = "Ingestion failed; the daemon stops")]
+    private static partial void LogFailed(ILogger logger, Exception exception);
 
     [LoggerMessage(EventId = 200, Level = LogLevel.Information, Message = "Consuming retrain.samples and retrain.feedback (prefetch {Prefetch}, batch {BatchSize})")]
     private static partial void LogConsuming(ILogger logger, int prefetch, int batchSize);
