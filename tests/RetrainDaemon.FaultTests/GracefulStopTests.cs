@@ -50,6 +50,8 @@ public sealed class GracefulStopTests(BrokerFixture fixture, ITestOutputHelper o
         }
 
         Assert.True(storedAtStop < total, "the stop should land mid-stream");
+        // Returned deliveries are requeued by the broker as the channel closes; give the count a moment to settle.
+        await BrokerProbe.WaitForDepthAsync(fixture.Broker, Topology.SamplesQueue, (uint)(total - storedAtStop), TimeSpan.FromSeconds(15));
         uint left = await BrokerProbe.DepthAsync(fixture.Broker, Topology.SamplesQueue);
         Assert.Equal(total - storedAtStop, left);
 

@@ -24,21 +24,26 @@ public sealed partial class BrokerConnector(BrokerOptions options, ILogger<Broke
     /// <summary>True while the connection is open (false before connecting and during recovery).</summary>
     public bool IsOpen => isOpen;
 
-    public ConnectionFactory CreateFactory() => new()
+    public ConnectionFactory CreateFactory(bool automaticRecovery = true) => new()
     {
         UserName = options.UserName,
         Password = options.ResolvePassword(),
         VirtualHost = options.VirtualHost,
-        AutomaticRecoveryEnabled = true,
-        TopologyRecoveryEnabled = true,
+        AutomaticRecoveryEnabled = automaticRecovery,
+        TopologyRecoveryEnabled = automaticRecovery,
         NetworkRecoveryInterval = options.NetworkRecoveryInterval,
         RequestedHeartbeat = options.Heartbeat,
         ClientProvidedName = options.ClientName,
     };
 
-    public async Task<IConnection> ConnectAsync(CancellationToken cancellationToken)
+    /// <param name="automaticRecovery">
+    /// Off for publishers: with confirm tracking, RabbitMQ.Client 7.2 can leave a publish awaiting its
+    /// confirm forever across a broker restart (rabbitmq-dotnet-client#1928, #1930), so the publisher
+    /// replaces its connection itself.
+    /// </param>
+    public async Task<IConnection> ConnectAsync(CancellationToken cancellationToken, bool automaticRecovery = true)
     {
-        var factory = CreateFactory();
+        var factory = CreateFactory(automaticRecovery);
         var endpoints = options.ParsedEndpoints().Select(e => new AmqpTcpEndpoint(e.Host, e.Port)).ToList();
         string where = string.Join(", ", options.Endpoints);
         var delay = options.ConnectRetryInitial;

@@ -33,10 +33,13 @@ public sealed partial class IngestionConsumer(
 {
     private readonly IngestOptions options = ingestOptions.Value;
 
-    /// <summary>A delivery copied out of the client's buffers (they are reused after the handler returns).</summary>
-    private sealed record Delivery(ulong Tag, string Queue, string RoutingKey, bool Redelivered, byte[]? Body, int BodyLength, IReadOnlyBasicProperties Properties);
+    // Highest delivery tag settled so far; only the settle stage touches it.
+    private ulong lastSettledTag;
 
-    private sealed record Decoded(Delivery Delivery, IngestItem? Item, IngestRejection? Rejection);
+    /// <summary>A delivery copied out of the client's buffers (they are reused after the handler returns).</summary>
+    internal sealed record Delivery(ulong Tag, string Queue, string RoutingKey, bool Redelivered, byte[]? Body, int BodyLength, IReadOnlyBasicProperties Properties);
+
+    internal sealed record Decoded(Delivery Delivery, IngestItem? Item, IngestRejection? Rejection);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -92,7 +95,9 @@ public sealed partial class IngestionConsumer(
             while (!stoppingToken.IsCancellationRequested && !settling.IsCompleted)
             {
                 var batch = await ReadBatchAsync(inbox.Reader, stoppingToken).ConfigureAwait(false);
-                await decodedBatches.Writer.WriteAsync(DecodeAll(batch), stoppingToken).ConfigureAwait(false);
+                // Once read, a batch must reach the settle stage even if we are stopping: a delivery that is
+                // skipped would be covered by the next batch's multiple-ack without ever being stored.
+                await decodedBatches.Writer.WriteAsync(DecodeAll(batch), drainDeadline.Token).ConfigureAwait(false);
             }
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
@@ -144,9 +149,9 @@ public sealed partial class IngestionConsumer(
                     break;
                 }
             }
-            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            catch (OperationCanceledException)
             {
-                break;
+                break; // the batch delay elapsed, or we are stopping: either way hand over what we hold
             }
         }
 
@@ -169,6 +174,21 @@ public sealed partial class IngestionConsumer(
         {
             return new Decoded(delivery, null, rejection);
         }
+    }
+
+    /// <summary>True when the batch's tags are exactly lastSettled+1, lastSettled+2, … in order.</summary>
+    internal static bool IsContiguousFrom(ulong lastSettled, IReadOnlyList<Decoded> batch)
+    {
+        ulong expected = lastSettled + 1;
+        foreach (var d in batch)
+        {
+            if (d.Delivery.Tag != expected++)
+            {
+                return false;
+            }
+        }
+
+        return true;
     }
 
     private Decoded[] DecodeAll(List<Delivery> batch)
@@ -214,6 +234,7 @@ public sealed partial class IngestionConsumer(
 
         if (valid.Count == 0)
         {
+            lastSettledTag = Math.Max(lastSettledTag, decoded.Max(d => d.Delivery.Tag));
             return;
         }
 
@@ -256,11 +277,25 @@ public sealed partial class IngestionConsumer(
 
         // Deliveries are settled strictly in order and every lower tag of this batch is already
         // settled (rejects above, earlier batches before), so one multiple-ack covers exactly this batch.
-        if (refused.Count < valid.Count)
+        var toAck = valid.Where(v => !refused.Any(r => r.Delivery.Tag == v.Delivery.Tag)).ToList();
+        if (toAck.Count > 0)
         {
-            var last = valid.Last(v => !refused.Any(r => r.Delivery.Tag == v.Delivery.Tag));
-            await SettleAsync(channel, last.Delivery, ack: true, multiple: true).ConfigureAwait(false);
+            if (IsContiguousFrom(lastSettledTag, decoded))
+            {
+                await SettleAsync(channel, toAck[^1].Delivery, ack: true, multiple: true).ConfigureAwait(false);
+            }
+            else
+            {
+                // A gap (first batch after a connection recovery, say): a multiple-ack could cover a
+                // delivery we never saw, so ack one by one.
+                foreach (var d in toAck)
+                {
+                    await SettleAsync(channel, d.Delivery, ack: true, multiple: false).ConfigureAwait(false);
+                }
+            }
         }
+
+        lastSettledTag = Math.Max(lastSettledTag, decoded.Max(d => d.Delivery.Tag));
     }
 
     /// <summary>

@@ -228,7 +228,7 @@ internal static class PublishCommands
             "  {0,8}/{1} sent, {2} confirmed, {3} failed, {4:0} msg/s", p.Attempted, p.Total, p.Confirmed, p.Failed, p.Elapsed.TotalSeconds > 0 ? p.Confirmed / p.Elapsed.TotalSeconds : 0)));
         var summary = await publisher.PublishAsync(messages, total, progress, cancellationToken);
         Console.WriteLine(string.Format(CultureInfo.InvariantCulture,
-            "confirmed {0}, failed {1}, retried {2} in {3:0.00} s ({4:0} msg/s)", summary.Confirmed, summary.Failed, summary.Retried, summary.Elapsed.TotalSeconds, summary.MessagesPerSecond));
+            "confirmed {0}, failed {1}, retried {2} (reconnects {3}) in {4:0.00} s ({5:0} msg/s)", summary.Confirmed, summary.Failed, summary.Retried, summary.Reconnects, summary.Elapsed.TotalSeconds, summary.MessagesPerSecond));
         foreach (var failure in summary.FailedIds)
         {
             Console.Error.WriteLine("  lost: " + failure);
