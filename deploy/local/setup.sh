@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# setup.sh — install what RetrainDaemon needs on a Debian/Ubuntu machine: the broker and the
+# datasets (Debian packages; nothing is downloaded at run time). Idempotent; quiet when all is there.
+set -euo pipefail
+
+packages=(rabbitmq-server dataset-fashion-mnist fortunes fortunes-min)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if ! command -v dotnet >/dev/null 2>&1; then
+    echo "setup: the .NET 10 SDK (dotnet) is not on PATH; install it first: https://learn.microsoft.com/dotnet/core/install/linux-debian" >&2
+    exit 1
+fi
+
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 || { echo "setup: need root (or sudo) to install: ${missing[*]}" >&2; exit 1; }
+    sudo="sudo"
+fi
+
+echo "setup: installing ${missing[*]}" >&2
+# The package must not start the system-wide broker: we run a private node (deploy/rabbitmq/local-broker.sh).
+policy=/usr/sbin/policy-rc.d
+created_policy=""
+if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+    $sudo chmod +x "$policy"
+    created_policy=1
+fi
+trap '[ -n "$created_policy" ] && $sudo rm -f "$policy"' EXIT
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq || true
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
