@@ -19,7 +19,9 @@ public sealed class BrokerFixture : IAsyncLifetime
     {
         Endpoints = [Broker.Endpoint],
         NetworkRecoveryInterval = TimeSpan.FromSeconds(1),
-        ConnectAttempts = 5,
+        // Long enough to ride out a broker restart (stop ~3 s + start ~5 s here) when reconnecting.
+        ConnectRetryMax = TimeSpan.FromSeconds(2),
+        ConnectAttempts = 40,
     };
 
     public async Task<PublishSummary> PublishAsync(IEnumerable<OutgoingMessage> messages, long total, int maxAttempts = 20)

@@ -81,7 +81,9 @@ public sealed class SqliteSampleStore : ISampleStore
         DataSource = path,
         Mode = SqliteOpenMode.ReadWriteCreate,
         Pooling = pooling,
-        DefaultTimeout = 30,
+        // Microsoft.Data.Sqlite retries a busy database for this long before it throws; past it the
+        // store counts as unavailable (readiness false, commits retried with backoff).
+        DefaultTimeout = 5,
     }.ToString();
 
     private static void Execute(SqliteConnection connection, string sql, SqliteTransaction? tx = null)
