@@ -13,17 +13,8 @@ namespace RetrainDaemon.FaultTests;
 /// dead-letter queue.
 /// </summary>
 [Collection(BrokerCollection.Name)]
-public sealed class KillDuringIngestionTests(BrokerFixture fixture, ITestOutputHelper output) : IAsyncLifetime
+public sealed class KillDuringIngestionTests(BrokerFixture fixture, ITestOutputHelper output) : BrokerTest(fixture, "rd-kill")
 {
-    private readonly string directory = TestPaths.NewTempDirectory("rd-kill");
-
-    public Task InitializeAsync() => BrokerProbe.PurgeAsync(fixture.Broker, Topology.SamplesQueue, Topology.FeedbackQueue, Topology.DeadLetterQueue);
-
-    public Task DisposeAsync()
-    {
-        Directory.Delete(directory, recursive: true);
-        return Task.CompletedTask;
-    }
 
     [Fact]
     public async Task SigkillAtRandomPoints_EveryIdStoredExactlyOnce()
@@ -32,13 +23,13 @@ public sealed class KillDuringIngestionTests(BrokerFixture fixture, ITestOutputH
         int seed = Environment.TickCount;
         var random = new Random(seed);
         var messages = FashionMnist.Read("t10k").Select(i => CloudEventEncoder.FashionMnist(i, "t10k", "fashion-mnist", "png", null)).ToList();
-        var published = await fixture.PublishAsync(messages, total);
+        var published = await Fixture.PublishAsync(messages, total);
         Assert.Equal(total, published.Confirmed);
 
         // Five kills, each 40..250 ms after that run started consuming, so every kill lands while
         // deliveries are in flight; small batches make a kill between commit and ack likely.
         const int killCount = 5;
-        string store = Path.Combine(directory, "retrain.db");
+        string store = StorePath;
         // Small batches and prefetch: many commit/ack boundaries for a kill to hit, and a pace the poll below can follow.
         var settings = new Dictionary<string, string> { ["Ingest:BatchSize"] = "4", ["Ingest:Prefetch"] = "8" };
         var watch = Stopwatch.StartNew();
@@ -46,7 +37,7 @@ public sealed class KillDuringIngestionTests(BrokerFixture fixture, ITestOutputH
         double deduplicated = 0;
         for (int k = 0; k < killCount; k++)
         {
-            await using var daemon = DaemonProcess.Start(fixture.Broker, store, settings);
+            await using var daemon = DaemonProcess.Start(Fixture.Broker, store, settings);
             await daemon.WaitReadyAsync(); // ready = subscribed: deliveries are flowing from here on
             long before = StoreProbe.Samples(store);
             await Task.Delay(random.Next(40, 250));
@@ -66,11 +57,11 @@ public sealed class KillDuringIngestionTests(BrokerFixture fixture, ITestOutputH
             kills.Add($"{storedAtKill}");
         }
 
-        await using (var last = DaemonProcess.Start(fixture.Broker, store, settings))
+        await using (var last = DaemonProcess.Start(Fixture.Broker, store, settings))
         {
             await last.WaitReadyAsync();
             Assert.Equal(total, await StoreProbe.WaitForSamplesAsync(store, total, TimeSpan.FromSeconds(120)));
-            await BrokerProbe.WaitForDepthAsync(fixture.Broker, Topology.SamplesQueue, 0, TimeSpan.FromSeconds(30));
+            await BrokerProbe.WaitForDepthAsync(Fixture.Broker, Topology.SamplesQueue, 0, TimeSpan.FromSeconds(30));
             deduplicated += await last.MetricAsync("retrain_ingest_messages_total", "result=\"duplicate\"");
             output.WriteLine($"seed {seed}: SIGKILL after {string.Join(", ", kills)} stored; all {total} stored {watch.Elapsed.TotalSeconds:0.0} s after the first start; " +
                 $"redeliveries of already-committed messages deduplicated (seen by scrapes just before each kill, a lower bound): {deduplicated}");
@@ -80,7 +71,7 @@ public sealed class KillDuringIngestionTests(BrokerFixture fixture, ITestOutputH
         Assert.Equal(total, stored.Count);
         Assert.True(messages.Select(m => m.EventId).ToHashSet().SetEquals(stored));
         Assert.True(StoreProbe.SequencesStrictlyIncrease(store));
-        Assert.Equal(0u, await BrokerProbe.DepthAsync(fixture.Broker, Topology.SamplesQueue));
-        Assert.Equal(0u, await BrokerProbe.DepthAsync(fixture.Broker, Topology.DeadLetterQueue));
+        Assert.Equal(0u, await BrokerProbe.DepthAsync(Fixture.Broker, Topology.SamplesQueue));
+        Assert.Equal(0u, await BrokerProbe.DepthAsync(Fixture.Broker, Topology.DeadLetterQueue));
     }
 }

@@ -14,24 +14,15 @@ namespace RetrainDaemon.FaultTests;
 /// reports it, and everything is stored once the store is back.
 /// </summary>
 [Collection(BrokerCollection.Name)]
-public sealed class StoreOutageTests(BrokerFixture fixture, ITestOutputHelper output) : IAsyncLifetime
+public sealed class StoreOutageTests(BrokerFixture fixture, ITestOutputHelper output) : BrokerTest(fixture, "rd-outage")
 {
-    private readonly string directory = TestPaths.NewTempDirectory("rd-outage");
-
-    public Task InitializeAsync() => BrokerProbe.PurgeAsync(fixture.Broker, Topology.SamplesQueue, Topology.FeedbackQueue, Topology.DeadLetterQueue);
-
-    public Task DisposeAsync()
-    {
-        Directory.Delete(directory, recursive: true);
-        return Task.CompletedTask;
-    }
 
     [Fact]
     public async Task StoreLocked_PausesConsumptionWithBackoff_NothingDeadLettered_AllStoredAfterwards()
     {
         const int total = 2_000;
-        string store = Path.Combine(directory, "retrain.db");
-        await using var daemon = DaemonProcess.Start(fixture.Broker, store);
+        string store = StorePath;
+        await using var daemon = DaemonProcess.Start(Fixture.Broker, store);
         await daemon.WaitReadyAsync();
 
         // Take SQLite's write lock from outside the daemon: its commits now fail with SQLITE_BUSY.
@@ -44,7 +35,7 @@ public sealed class StoreOutageTests(BrokerFixture fixture, ITestOutputHelper ou
         }
 
         var messages = FashionMnist.Read("t10k", take: total).Select(i => CloudEventEncoder.FashionMnist(i, "t10k", "fashion-mnist", "png", null)).ToList();
-        Assert.Equal(total, (await fixture.PublishAsync(messages, total)).Confirmed);
+        Assert.Equal(total, (await Fixture.PublishAsync(messages, total)).Confirmed);
 
         var outage = Stopwatch.StartNew();
         int status = 200;
@@ -58,7 +49,7 @@ public sealed class StoreOutageTests(BrokerFixture fixture, ITestOutputHelper ou
         await Task.Delay(TimeSpan.FromSeconds(6));
         double retries = await daemon.MetricAsync("retrain_ingest_store_retries_total");
         long storedDuringOutage = StoreProbe.Samples(store);
-        uint deadDuringOutage = await BrokerProbe.DepthAsync(fixture.Broker, Topology.DeadLetterQueue);
+        uint deadDuringOutage = await BrokerProbe.DepthAsync(Fixture.Broker, Topology.DeadLetterQueue);
 
         using (var rollback = blocker.CreateCommand())
         {
@@ -78,7 +69,7 @@ public sealed class StoreOutageTests(BrokerFixture fixture, ITestOutputHelper ou
         Assert.Equal(0u, deadDuringOutage);
         Assert.InRange(retries, 1, 20); // capped exponential backoff: a handful of attempts in ~8 s, not a storm
         Assert.Equal(0, duplicates); // nothing was requeued and redelivered
-        Assert.Equal(0u, await BrokerProbe.DepthAsync(fixture.Broker, Topology.DeadLetterQueue));
+        Assert.Equal(0u, await BrokerProbe.DepthAsync(Fixture.Broker, Topology.DeadLetterQueue));
         Assert.Contains("database is locked", readiness, StringComparison.OrdinalIgnoreCase);
     }
 }

@@ -17,18 +17,9 @@ namespace RetrainDaemon.IntegrationTests;
 /// nothing already stored changes (R4, R10).
 /// </summary>
 [Collection(BrokerCollection.Name)]
-public sealed class BadInputTests(BrokerFixture fixture, ITestOutputHelper output) : IAsyncLifetime
+public sealed class BadInputTests(BrokerFixture fixture, ITestOutputHelper output) : BrokerTest(fixture, "rd-bad")
 {
     private const int MaxMessageBytes = 64 * 1024;
-    private readonly string directory = TestPaths.NewTempDirectory("rd-bad");
-
-    public Task InitializeAsync() => BrokerProbe.PurgeAsync(fixture.Broker, Topology.SamplesQueue, Topology.FeedbackQueue, Topology.DeadLetterQueue);
-
-    public Task DisposeAsync()
-    {
-        Directory.Delete(directory, recursive: true);
-        return Task.CompletedTask;
-    }
 
     private sealed record Case(string Name, string RoutingKey, byte[] Body, string? ContentType, string Reason);
 
@@ -74,13 +65,13 @@ public sealed class BadInputTests(BrokerFixture fixture, ITestOutputHelper outpu
     [Fact]
     public async Task EachBadMessage_IsDeadLetteredWithItsReason_ValidOnesFlow_AndStoredDataNeverChanges()
     {
-        string store = Path.Combine(directory, "retrain.db");
-        await using var daemon = DaemonProcess.Start(fixture.Broker, store, new Dictionary<string, string> { ["Ingest:MaxMessageBytes"] = MaxMessageBytes.ToString(System.Globalization.CultureInfo.InvariantCulture) });
+        string store = StorePath;
+        await using var daemon = DaemonProcess.Start(Fixture.Broker, store, new Dictionary<string, string> { ["Ingest:MaxMessageBytes"] = MaxMessageBytes.ToString(System.Globalization.CultureInfo.InvariantCulture) });
         await daemon.WaitReadyAsync();
 
         // Some good data first, snapshotted.
         var images = FashionMnist.Read("t10k", take: 100);
-        var seeded = await fixture.PublishAsync(images.Select(i => CloudEventEncoder.FashionMnist(i, "t10k", "fashion-mnist", "png", null)), 100);
+        var seeded = await Fixture.PublishAsync(images.Select(i => CloudEventEncoder.FashionMnist(i, "t10k", "fashion-mnist", "png", null)), 100);
         Assert.Equal(100L, seeded.Confirmed);
         Assert.Equal(100, await StoreProbe.WaitForSamplesAsync(store, 100, TimeSpan.FromSeconds(30)));
         var before = StoreSnapshot.Take(store);
@@ -96,17 +87,17 @@ public sealed class BadInputTests(BrokerFixture fixture, ITestOutputHelper outpu
             {
                 if (side == "after")
                 {
-                    await fixture.PublishRawAsync(c.RoutingKey, c.Body, "case:" + c.Name, c.ContentType);
+                    await Fixture.PublishRawAsync(c.RoutingKey, c.Body, "case:" + c.Name, c.ContentType);
                 }
 
                 var ok = CloudEventEncoder.Fortune(new Fortune("bad-input-test", valid++, $"valid fortune {valid} {side} {c.Name}"), "fortunes", null);
-                await fixture.PublishRawAsync(ok.RoutingKey, ok.Body.ToArray(), ok.EventId);
+                await Fixture.PublishRawAsync(ok.RoutingKey, ok.Body.ToArray(), ok.EventId);
             }
         }
 
         // A valid message reusing a stored id with a different image: a duplicate, never an overwrite.
         var impostor = CloudEventEncoder.FashionMnist(images[8] with { Index = 7 }, "t10k", "fashion-mnist", "raw-u8", "holdout");
-        await fixture.PublishRawAsync(impostor.RoutingKey, impostor.Body.ToArray(), "case:impostor");
+        await Fixture.PublishRawAsync(impostor.RoutingKey, impostor.Body.ToArray(), "case:impostor");
 
         // Oversized bodies (8 MiB each, 128x our limit): rejected unparsed; memory must not hold them.
         long rssBefore = PeakRssKb(daemon.Pid);
@@ -115,14 +106,14 @@ public sealed class BadInputTests(BrokerFixture fixture, ITestOutputHelper outpu
         Array.Fill(huge, (byte)'x');
         for (int i = 0; i < oversized; i++)
         {
-            await fixture.PublishRawAsync("sample.fortunes", huge, $"case:too large {i}");
+            await Fixture.PublishRawAsync("sample.fortunes", huge, $"case:too large {i}");
         }
 
         long expectedStored = 100 + valid;
         Assert.Equal(expectedStored, await StoreProbe.WaitForSamplesAsync(store, expectedStored, TimeSpan.FromSeconds(60)));
-        await BrokerProbe.WaitForDepthAsync(fixture.Broker, Topology.DeadLetterQueue, (uint)(cases.Count + oversized), TimeSpan.FromSeconds(60));
+        await BrokerProbe.WaitForDepthAsync(Fixture.Broker, Topology.DeadLetterQueue, (uint)(cases.Count + oversized), TimeSpan.FromSeconds(60));
         long rssAfter = PeakRssKb(daemon.Pid);
-        var dead = await BrokerProbe.DrainAsync(fixture.Broker, Topology.DeadLetterQueue);
+        var dead = await BrokerProbe.DrainAsync(Fixture.Broker, Topology.DeadLetterQueue);
         output.WriteLine($"{cases.Count} bad + {oversized} oversized + {valid} valid messages handled in {watch.Elapsed.TotalSeconds:0.0} s; peak RSS {rssBefore / 1024} MB -> {rssAfter / 1024} MB");
 
         var problems = new List<string>();
@@ -165,7 +156,7 @@ public sealed class BadInputTests(BrokerFixture fixture, ITestOutputHelper outpu
         var after = StoreSnapshot.Take(store);
         Assert.All(before, row => Assert.Equal(row.Value, after[row.Key]));
         Assert.Equal(images[7].Pixels, StoreSnapshot.Pixels(store, storedId));
-        Assert.Equal(0u, await BrokerProbe.DepthAsync(fixture.Broker, Topology.SamplesQueue));
+        Assert.Equal(0u, await BrokerProbe.DepthAsync(Fixture.Broker, Topology.SamplesQueue));
     }
 
     private static long PeakRssKb(int pid)

@@ -9,29 +9,20 @@ namespace RetrainDaemon.IntegrationTests;
 
 /// <summary>Real Fashion-MNIST through the real broker into the real store, exactly once.</summary>
 [Collection(BrokerCollection.Name)]
-public sealed class IngestionTests(BrokerFixture fixture, ITestOutputHelper output) : IAsyncLifetime
+public sealed class IngestionTests(BrokerFixture fixture, ITestOutputHelper output) : BrokerTest(fixture, "rd-ingest")
 {
-    private readonly string directory = TestPaths.NewTempDirectory("rd-ingest");
-
-    public Task InitializeAsync() => BrokerProbe.PurgeAsync(fixture.Broker, Topology.SamplesQueue, Topology.FeedbackQueue, Topology.DeadLetterQueue);
-
-    public Task DisposeAsync()
-    {
-        Directory.Delete(directory, recursive: true);
-        return Task.CompletedTask;
-    }
 
     [Fact]
     public async Task TenThousandFashionMnistImages_AreStoredExactlyOnce_AndRepublishingStoresNothingNew()
     {
         var images = FashionMnist.Read("t10k");
         var messages = images.Select(i => CloudEventEncoder.FashionMnist(i, "t10k", "fashion-mnist", "png", split: null)).ToList();
-        string store = Path.Combine(directory, "retrain.db");
-        await using var daemon = DaemonProcess.Start(fixture.Broker, store);
+        string store = StorePath;
+        await using var daemon = DaemonProcess.Start(Fixture.Broker, store);
         await daemon.WaitReadyAsync();
 
         var watch = Stopwatch.StartNew();
-        var first = await fixture.PublishAsync(messages, messages.Count);
+        var first = await Fixture.PublishAsync(messages, messages.Count);
         Assert.Equal((10_000L, 0L), (first.Confirmed, first.Failed));
         Assert.Equal(10_000, await StoreProbe.WaitForSamplesAsync(store, 10_000, TimeSpan.FromSeconds(90)));
         output.WriteLine($"10,000 published ({first.MessagesPerSecond:0} msg/s confirmed) and stored in {watch.Elapsed.TotalSeconds:0.00} s");
@@ -44,7 +35,7 @@ public sealed class IngestionTests(BrokerFixture fixture, ITestOutputHelper outp
         }
 
         var before = StoreSnapshot.Take(store);
-        var second = await fixture.PublishAsync(messages, messages.Count);
+        var second = await Fixture.PublishAsync(messages, messages.Count);
         Assert.Equal(10_000L, second.Confirmed);
         var deadline = DateTime.UtcNow.AddSeconds(90);
         while (await daemon.MetricAsync("retrain_ingest_messages_total", "result=\"duplicate\"") < 10_000 && DateTime.UtcNow < deadline)
@@ -55,8 +46,8 @@ public sealed class IngestionTests(BrokerFixture fixture, ITestOutputHelper outp
         Assert.Equal(10_000, await daemon.MetricAsync("retrain_ingest_messages_total", "result=\"duplicate\""));
         Assert.Equal(10_000, await daemon.MetricAsync("retrain_ingest_messages_total", "result=\"stored\""));
         Assert.Equal(before, StoreSnapshot.Take(store));
-        Assert.Equal(0u, await BrokerProbe.DepthAsync(fixture.Broker, Topology.SamplesQueue));
-        Assert.Equal(0u, await BrokerProbe.DepthAsync(fixture.Broker, Topology.DeadLetterQueue));
+        Assert.Equal(0u, await BrokerProbe.DepthAsync(Fixture.Broker, Topology.SamplesQueue));
+        Assert.Equal(0u, await BrokerProbe.DepthAsync(Fixture.Broker, Topology.DeadLetterQueue));
         Assert.Equal(10_000, await daemon.MetricAsync("retrain_store_samples", "model=\"fashion-mnist\""));
     }
 
@@ -68,12 +59,12 @@ public sealed class IngestionTests(BrokerFixture fixture, ITestOutputHelper outp
             .Take(500).Select(p => CloudEventEncoder.Translation(p, "de", "en-de", null)).ToList();
         var feedback = Enumerable.Range(0, 50).Select(i => CloudEventEncoder.Encode($"fb-{i}", Core.Contracts.EventTypes.Feedback, "fortunes", "/tests",
             new System.Text.Json.Nodes.JsonObject { ["generation_id"] = $"gen-{i}", ["model"] = "fortunes", ["version"] = 1, ["rating"] = 1 + i % 5 })).ToList();
-        string store = Path.Combine(directory, "retrain.db");
-        await using var daemon = DaemonProcess.Start(fixture.Broker, store);
+        string store = StorePath;
+        await using var daemon = DaemonProcess.Start(Fixture.Broker, store);
         await daemon.WaitReadyAsync();
 
         var all = fortunes.Concat(pairs).Concat(feedback).ToList();
-        var summary = await fixture.PublishAsync(all, all.Count);
+        var summary = await Fixture.PublishAsync(all, all.Count);
         Assert.Equal(all.Count, summary.Confirmed);
         Assert.Equal(1000, await StoreProbe.WaitForSamplesAsync(store, 1000, TimeSpan.FromSeconds(60)));
         var deadline = DateTime.UtcNow.AddSeconds(30);

@@ -153,7 +153,7 @@ public sealed partial class ConfirmedPublisher : IAsyncDisposable
                         Fail(message, $"unroutable (routing key '{message.RoutingKey}')");
                         return;
                     }
-                    catch (Exception ex) when (!cancellationToken.IsCancellationRequested && ex is PublishException or AlreadyClosedException or OperationInterruptedException or OperationCanceledException or IOException)
+                    catch (Exception ex) when (!cancellationToken.IsCancellationRequested && IsRetryable(ex))
                     {
                         if (attempt >= maxAttempts)
                         {
@@ -162,7 +162,7 @@ public sealed partial class ConfirmedPublisher : IAsyncDisposable
                         }
 
                         Interlocked.Increment(ref retried);
-                        if (ex is not PublishException)
+                        if (ex is not PublishException and not ObjectDisposedException)
                         {
                             // The connection is gone or wedged (no confirm within the deadline): replace it.
                             await ReconnectAsync(generation, cancellationToken).ConfigureAwait(false);
@@ -226,6 +226,13 @@ public sealed partial class ConfirmedPublisher : IAsyncDisposable
         progress?.Report(new PublishProgress(attempted, confirmed, failed, total, started.Elapsed));
         return summary;
     }
+
+    /// <summary>
+    /// Worth another attempt: a nack, a closed or dropped connection, a missed deadline, or the old
+    /// channel disposed under us by a reconnect (ObjectDisposedException).
+    /// </summary>
+    private static bool IsRetryable(Exception ex) =>
+        ex is PublishException or AlreadyClosedException or OperationInterruptedException or OperationCanceledException or IOException or ObjectDisposedException;
 
     public async ValueTask DisposeAsync()
     {

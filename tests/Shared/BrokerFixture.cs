@@ -2,9 +2,8 @@ using Microsoft.Extensions.Logging.Abstractions;
 using RetrainDaemon.Core.Options;
 using RetrainDaemon.Messaging.Broker;
 using RetrainDaemon.Messaging.Publishing;
-using RetrainDaemon.Tests.Shared;
 
-namespace RetrainDaemon.IntegrationTests;
+namespace RetrainDaemon.Tests.Shared;
 
 /// <summary>One private RabbitMQ node for the whole assembly (started by <c>deploy/rabbitmq/local-broker.sh</c>).</summary>
 public sealed class BrokerFixture : IAsyncLifetime
@@ -41,8 +40,28 @@ public sealed class BrokerFixture : IAsyncLifetime
     }
 }
 
+/// <summary>Every test that needs the broker joins this collection: one node, tests run one at a time.</summary>
 [CollectionDefinition(Name)]
 public sealed class BrokerCollection : ICollectionFixture<BrokerFixture>
 {
     public const string Name = "broker";
+}
+
+/// <summary>A test against the shared broker: empty queues and a fresh temp directory for its store.</summary>
+public abstract class BrokerTest(BrokerFixture fixture, string name) : IAsyncLifetime
+{
+    protected BrokerFixture Fixture { get; } = fixture;
+
+    protected string Directory { get; } = TestPaths.NewTempDirectory(name);
+
+    protected string StorePath => Path.Combine(Directory, "retrain.db");
+
+    public virtual Task InitializeAsync() =>
+        BrokerProbe.PurgeAsync(Fixture.Broker, Topology.SamplesQueue, Topology.FeedbackQueue, Topology.DeadLetterQueue);
+
+    public virtual Task DisposeAsync()
+    {
+        System.IO.Directory.Delete(Directory, recursive: true);
+        return Task.CompletedTask;
+    }
 }
