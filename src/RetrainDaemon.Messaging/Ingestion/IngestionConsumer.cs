@@ -89,18 +89,34 @@ public sealed partial class IngestionConsumer(
         using var drainDeadline = new CancellationTokenSource();
         using var onStop = stoppingToken.Register(() => drainDeadline.CancelAfter(options.DrainTimeout));
         var settling = SettleLoopAsync(channel, decodedBatches.Reader, drainDeadline.Token);
+        // If the settle stage dies (an unexpected error), stage A must not wait for it forever.
+        using var settleFailed = new CancellationTokenSource();
+        _ = settling.ContinueWith(
+            _ =>
+            {
+                try
+                {
+                    settleFailed.Cancel();
+                    drainDeadline.Cancel();
+                }
+                catch (ObjectDisposedException)
+                {
+                }
+            },
+            CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+        using var reading = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken, settleFailed.Token);
         int drained = 0;
         try
         {
-            while (!stoppingToken.IsCancellationRequested && !settling.IsCompleted)
+            while (!reading.IsCancellationRequested)
             {
-                var batch = await ReadBatchAsync(inbox.Reader, stoppingToken).ConfigureAwait(false);
+                var batch = await ReadBatchAsync(inbox.Reader, reading.Token).ConfigureAwait(false);
                 // Once read, a batch must reach the settle stage even if we are stopping: a delivery that is
                 // skipped would be covered by the next batch's multiple-ack without ever being stored.
                 await decodedBatches.Writer.WriteAsync(DecodeAll(batch), drainDeadline.Token).ConfigureAwait(false);
             }
         }
-        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        catch (OperationCanceledException) when (reading.IsCancellationRequested || drainDeadline.IsCancellationRequested)
         {
         }
         finally
