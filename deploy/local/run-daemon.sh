@@ -46,7 +46,8 @@ cleanup() {
         bash deploy/rabbitmq/local-broker.sh stop --dir "$root/state/rabbitmq" --port 5672 || true
     fi
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 for _ in $(seq 1 120); do
     if curl -fsS http://127.0.0.1:9464/v2/health/ready >/dev/null 2>&1; then break; fi
