@@ -69,8 +69,41 @@ public static class ImagePreprocessor
             throw new IngestRejection(RejectReasons.UndecodableImage, $"the {data.Length}-byte payload is not a PNG");
         }
 
-        // Decode through the codec so a truncated or corrupt PNG is an error, not a half-grey image.
         var source = codec.Info;
+        if (source.Width != width || source.Height != height)
+        {
+            throw new IngestRejection(RejectReasons.ImageShape, $"the PNG is {source.Width}x{source.Height} but the message declares {width}x{height}");
+        }
+
+        int actualChannels = source.ColorType is SKColorType.Gray8 or SKColorType.Alpha8 ? 1 : 3;
+        if (actualChannels != channels)
+        {
+            throw new IngestRejection(RejectReasons.ImageShape, $"the PNG has {actualChannels} channel(s) but the message declares {channels}");
+        }
+
+        // Decode through the codec so a truncated or corrupt PNG is an error, not a half-grey image.
+        if (source.ColorType == SKColorType.Gray8 && shape.Channels == 1 && width == shape.Width && height == shape.Height)
+        {
+            // The common case (Fashion-MNIST): decode straight into the canonical array.
+            var gray = new SKImageInfo(width, height, SKColorType.Gray8, SKAlphaType.Opaque);
+            var pixels = new byte[width * height];
+            var handle = System.Runtime.InteropServices.GCHandle.Alloc(pixels, System.Runtime.InteropServices.GCHandleType.Pinned);
+            try
+            {
+                var decodedGray = codec.GetPixels(gray, handle.AddrOfPinnedObject());
+                if (decodedGray != SKCodecResult.Success)
+                {
+                    throw new IngestRejection(RejectReasons.UndecodableImage, $"the {data.Length}-byte PNG could not be decoded: {decodedGray}");
+                }
+            }
+            finally
+            {
+                handle.Free();
+            }
+
+            return pixels;
+        }
+
         var info = new SKImageInfo(source.Width, source.Height,
             source.ColorType == SKColorType.Gray8 ? SKColorType.Gray8 : SKColorType.Rgba8888,
             source.AlphaType == SKAlphaType.Opaque ? SKAlphaType.Opaque : SKAlphaType.Unpremul);
@@ -79,17 +112,6 @@ public static class ImagePreprocessor
         if (result != SKCodecResult.Success)
         {
             throw new IngestRejection(RejectReasons.UndecodableImage, $"the {data.Length}-byte PNG could not be decoded: {result}");
-        }
-
-        if (decoded.Width != width || decoded.Height != height)
-        {
-            throw new IngestRejection(RejectReasons.ImageShape, $"the PNG is {decoded.Width}x{decoded.Height} but the message declares {width}x{height}");
-        }
-
-        int actualChannels = decoded.ColorType is SKColorType.Gray8 or SKColorType.Alpha8 ? 1 : 3;
-        if (actualChannels != channels)
-        {
-            throw new IngestRejection(RejectReasons.ImageShape, $"the PNG has {actualChannels} channel(s) but the message declares {channels}");
         }
 
         if (width == shape.Width && height == shape.Height && channels == shape.Channels)

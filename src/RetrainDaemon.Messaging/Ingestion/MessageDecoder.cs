@@ -1,4 +1,3 @@
-using System.Net.Mime;
 using System.Text.Json;
 using CloudNative.CloudEvents;
 using CloudNative.CloudEvents.SystemTextJson;
@@ -16,10 +15,10 @@ namespace RetrainDaemon.Messaging.Ingestion;
 /// </summary>
 public sealed class MessageDecoder(ModelCatalogOptions models, IngestOptions ingest)
 {
-    private static readonly ContentType StructuredJson = new(EventTypes.StructuredJsonContentType);
+    // MaxDepth bounds hostile nesting (the default is 64; our messages need 4).
+    private static readonly JsonDocumentOptions DocumentOptions = new() { MaxDepth = 32 };
 
-    // MaxDepth bounds hostile nesting; the SDK parses the envelope with these options.
-    private readonly JsonEventFormatter formatter = new(new JsonSerializerOptions(), new JsonDocumentOptions { MaxDepth = 32 });
+    private readonly JsonEventFormatter formatter = new();
 
     public IngestItem Decode(ReadOnlyMemory<byte> body, string? contentType)
     {
@@ -33,16 +32,20 @@ public sealed class MessageDecoder(ModelCatalogOptions models, IngestOptions ing
             throw new IngestRejection(RejectReasons.ContentType, $"content type '{contentType}' is not {EventTypes.StructuredJsonContentType}");
         }
 
+        // Parse once from the body's memory (the SDK's own decode goes through a stream copy), then let the
+        // SDK turn the element into a CloudEvent, which validates the envelope attributes.
+        using var document = ParseJson(body);
+        if (document.RootElement.ValueKind != JsonValueKind.Object)
+        {
+            throw new IngestRejection(RejectReasons.NotCloudEvent, $"body is a JSON {document.RootElement.ValueKind.ToString().ToLowerInvariant()}, not a CloudEvent object");
+        }
+
         CloudEvent cloudEvent;
         try
         {
-            cloudEvent = formatter.DecodeStructuredModeMessage(body, StructuredJson, extensionAttributes: null);
+            cloudEvent = formatter.ConvertFromJsonElement(document.RootElement, extensionAttributes: null);
         }
-        catch (JsonException ex)
-        {
-            throw new IngestRejection(RejectReasons.MalformedJson, $"body is not valid JSON: {ex.Message}");
-        }
-        catch (Exception ex) when (ex is ArgumentException or InvalidOperationException or FormatException)
+        catch (Exception ex) when (ex is ArgumentException or InvalidOperationException or FormatException or JsonException)
         {
             throw new IngestRejection(RejectReasons.NotCloudEvent, $"body is not a CloudEvents 1.0 structured JSON event: {ex.Message}");
         }
@@ -85,6 +88,18 @@ public sealed class MessageDecoder(ModelCatalogOptions models, IngestOptions ing
         {
             ex.Model = modelName;
             throw;
+        }
+    }
+
+    private static JsonDocument ParseJson(ReadOnlyMemory<byte> body)
+    {
+        try
+        {
+            return JsonDocument.Parse(body, DocumentOptions);
+        }
+        catch (JsonException ex)
+        {
+            throw new IngestRejection(RejectReasons.MalformedJson, $"body is not valid JSON: {ex.Message}");
         }
     }
 
