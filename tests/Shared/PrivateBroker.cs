@@ -33,10 +33,13 @@ public sealed class PrivateBroker : IAsyncDisposable
 
     public static async Task<PrivateBroker> StartAsync()
     {
-        var broker = new PrivateBroker(TestPaths.NewTempDirectory("rd-broker"), TestPaths.FreeTcpPort());
+        var broker = CreateStopped();
         await broker.RunScriptAsync("start");
         return broker;
     }
+
+    /// <summary>A node with its ports and directory chosen but not started (for "broker comes up later" tests).</summary>
+    public static PrivateBroker CreateStopped() => new(TestPaths.NewTempDirectory("rd-broker"), TestPaths.FreeTcpPort());
 
     public Task StartAgainAsync() => RunScriptAsync("start");
 
