@@ -10,7 +10,7 @@ bash deploy/local/setup.sh
 dotnet build RetrainDaemon.sln -c "${CONFIGURATION:-Debug}" --nologo -v quiet
 
 status=0
-for project in tests/RetrainDaemon.UnitTests tests/RetrainDaemon.IntegrationTests tests/RetrainDaemon.FaultTests; do
+for project in tests/RetrainDaemon.UnitTests tests/RetrainDaemon.ModelTests tests/RetrainDaemon.IntegrationTests tests/RetrainDaemon.FaultTests; do
     echo "== $project"
     log=$(mktemp)
     if ! dotnet test "$project" -c "${CONFIGURATION:-Debug}" --no-build --nologo --logger "console;verbosity=normal" 2>&1 | tee "$log"; then

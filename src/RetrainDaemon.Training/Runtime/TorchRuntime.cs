@@ -1,0 +1,30 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace RetrainDaemon.Training.Runtime;
+
+/// <summary>
+/// Where tensors live and how many threads libtorch uses. CUDA when the loaded libtorch can use a
+/// GPU, CPU otherwise; the choice is returned so callers log it and export it as a metric label.
+/// libtorch's default thread count is the core count and is not clamped (PLATFORM.md): on 2 cores
+/// shared with the broker and serving, the count is set explicitly.
+/// </summary>
+public static class TorchRuntime
+{
+    public static Device SelectDevice(bool allowCuda = true)
+    {
+        if (allowCuda && cuda.is_available())
+        {
+            return CUDA;
+        }
+
+        return CPU;
+    }
+
+    public static void SetThreads(int threads)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
+        set_num_threads(threads);
+        set_num_interop_threads(Math.Max(1, threads / 2));
+    }
+}
