@@ -24,6 +24,12 @@ public interface ISampleStore : IAsyncDisposable
     /// <summary>The highest sample sequence number committed so far (0 when empty).</summary>
     Task<long> GetWatermarkAsync(CancellationToken cancellationToken);
 
+    /// <summary>
+    /// The samples of <paramref name="model"/> with <paramref name="afterSequence"/> &lt; sequence ≤
+    /// <paramref name="watermark"/>, in sequence order, optionally of one split: a training snapshot.
+    /// </summary>
+    IAsyncEnumerable<StoredSample> ReadSamplesAsync(string model, long afterSequence, long watermark, string? split, CancellationToken cancellationToken);
+
     /// <summary>One stored sample by event id, or null.</summary>
     Task<StoredSample?> GetSampleAsync(string eventId, CancellationToken cancellationToken);
 

@@ -342,21 +342,41 @@ public sealed class SqliteSampleStore : ISampleStore
         return Convert.ToInt64(await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false), CultureInfo.InvariantCulture);
     }
 
+    private const string SampleColumns = "seq, event_id, model, source, event_time, modality, split, label, width, height, channels, pixels, text, source_text, received_at";
+
     public async Task<StoredSample?> GetSampleAsync(string eventId, CancellationToken cancellationToken)
     {
         await using var connection = await OpenReaderAsync(cancellationToken).ConfigureAwait(false);
         using var command = connection.CreateCommand();
-        command.CommandText = """
-            SELECT seq, event_id, model, source, event_time, modality, split, label, width, height, channels, pixels, text, source_text, received_at
-            FROM samples WHERE event_id = $id;
-            """;
+        command.CommandText = $"SELECT {SampleColumns} FROM samples WHERE event_id = $id;";
         command.Parameters.AddWithValue("$id", eventId);
         using var r = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        if (!await r.ReadAsync(cancellationToken).ConfigureAwait(false))
+        return await r.ReadAsync(cancellationToken).ConfigureAwait(false) ? ReadSample(r) : null;
+    }
+
+    public async IAsyncEnumerable<StoredSample> ReadSamplesAsync(string model, long afterSequence, long watermark, string? split, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenReaderAsync(cancellationToken).ConfigureAwait(false);
+        using var command = connection.CreateCommand();
+        command.CommandText = $"SELECT {SampleColumns} FROM samples WHERE model = $model AND seq > $after AND seq <= $watermark"
+            + (split is null ? "" : " AND split = $split") + " ORDER BY seq;";
+        command.Parameters.AddWithValue("$model", model);
+        command.Parameters.AddWithValue("$after", afterSequence);
+        command.Parameters.AddWithValue("$watermark", watermark);
+        if (split is not null)
         {
-            return null;
+            command.Parameters.AddWithValue("$split", split);
         }
 
+        using var r = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await r.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            yield return ReadSample(r);
+        }
+    }
+
+    private static StoredSample ReadSample(SqliteDataReader r)
+    {
         var record = new SampleRecord(
             EventId: r.GetString(1),
             Model: r.GetString(2),

@@ -14,51 +14,71 @@ public sealed record TrainingState(long Step, long DataCursor, long Epoch, doubl
 /// </summary>
 public static class TrainingCheckpoint
 {
-    public const string ModelPart = "model.bin";
-    public const string OptimizerPart = "optimizer.bin";
     public const string StatePart = "state.json";
 
-    public static Checkpoint Save(CheckpointStore store, nn.Module model, OptimizerHelper optimizer, long step, long dataCursor, long epoch, double learningRate, IReadOnlyDictionary<string, string>? extra = null)
+    public static Checkpoint Save(CheckpointStore store, nn.Module model, OptimizerHelper optimizer, long step, long dataCursor, long epoch, double learningRate, IReadOnlyDictionary<string, string>? extra = null) =>
+        Save(store, new Dictionary<string, nn.Module> { ["model"] = model }, new Dictionary<string, OptimizerHelper> { ["optimizer"] = optimizer }, step, dataCursor, epoch, learningRate, extra);
+
+    /// <summary>Saves named modules (<c>&lt;name&gt;.bin</c>), named optimizers (<c>&lt;name&gt;.optimizer.bin</c>) and the state.</summary>
+    public static Checkpoint Save(CheckpointStore store, IReadOnlyDictionary<string, nn.Module> modules, IReadOnlyDictionary<string, OptimizerHelper> optimizers, long step, long dataCursor, long epoch, double learningRate, IReadOnlyDictionary<string, string>? extra = null)
     {
         using var rng = random.get_rng_state();
         var state = new TrainingState(step, dataCursor, epoch, learningRate, Convert.ToBase64String(rng.bytes.ToArray()), extra);
-        return store.Save(step, new Dictionary<string, Action<Stream>>
+        var parts = new Dictionary<string, Action<Stream>>();
+        foreach (var (name, module) in modules)
         {
-            [ModelPart] = s =>
+            parts[name + ".bin"] = s =>
             {
                 using var writer = new BinaryWriter(s, System.Text.Encoding.UTF8, leaveOpen: true);
-                model.save(writer);
-            },
-            [OptimizerPart] = s =>
+                module.save(writer);
+            };
+        }
+
+        foreach (var (name, optimizer) in optimizers)
+        {
+            parts[name + ".optimizer.bin"] = s =>
             {
                 using var writer = new BinaryWriter(s, System.Text.Encoding.UTF8, leaveOpen: true);
                 optimizer.save_state_dict(writer);
-            },
-            [StatePart] = s => JsonSerializer.Serialize(s, state),
-        });
+            };
+        }
+
+        parts[StatePart] = s => JsonSerializer.Serialize(s, state);
+        return store.Save(step, parts);
     }
 
+    public static TrainingState Restore(Checkpoint checkpoint, nn.Module model, OptimizerHelper? optimizer) =>
+        Restore(checkpoint, new Dictionary<string, nn.Module> { ["model"] = model }, optimizer is null ? null : new Dictionary<string, OptimizerHelper> { ["optimizer"] = optimizer });
+
     /// <summary>
-    /// Loads weights (strictly), optimizer state and the RNG state. A checkpoint of another
-    /// architecture fails with the shapes the model expects.
+    /// Loads weights (strictly), optimizer states (when given) and the RNG state. A checkpoint of another
+    /// architecture or family fails with what the model expects.
     /// </summary>
-    public static TrainingState Restore(Checkpoint checkpoint, nn.Module model, OptimizerHelper? optimizer)
+    public static TrainingState Restore(Checkpoint checkpoint, IReadOnlyDictionary<string, nn.Module> modules, IReadOnlyDictionary<string, OptimizerHelper>? optimizers)
     {
-        try
+        foreach (var (name, module) in modules)
         {
-            using var stream = checkpoint.Open(ModelPart);
-            using var reader = new BinaryReader(stream);
-            model.load(reader, strict: true);
-        }
-        catch (ArgumentException ex)
-        {
-            string expected = string.Join(", ", model.state_dict().Select(p => $"{p.Key} [{string.Join('x', p.Value.shape)}]"));
-            throw new InvalidOperationException($"checkpoint {checkpoint.Directory} does not fit {model.GetName()}: {ex.Message}. The model expects: {expected}", ex);
+            if (!checkpoint.Manifest.Files.Any(f => f.Name == name + ".bin"))
+            {
+                throw new InvalidOperationException($"checkpoint {checkpoint.Directory} has no {name}.bin (it holds {string.Join(", ", checkpoint.Manifest.Files.Select(f => f.Name))}); is it from another model family?");
+            }
+
+            try
+            {
+                using var stream = checkpoint.Open(name + ".bin");
+                using var reader = new BinaryReader(stream);
+                module.load(reader, strict: true);
+            }
+            catch (ArgumentException ex)
+            {
+                string expected = string.Join(", ", module.state_dict().Select(p => $"{p.Key} [{string.Join('x', p.Value.shape)}]"));
+                throw new InvalidOperationException($"checkpoint {checkpoint.Directory} does not fit {module.GetName()}: {ex.Message}. The model expects: {expected}", ex);
+            }
         }
 
-        if (optimizer is not null)
+        foreach (var (name, optimizer) in optimizers ?? new Dictionary<string, OptimizerHelper>())
         {
-            using var stream = checkpoint.Open(OptimizerPart);
+            using var stream = checkpoint.Open(name + ".optimizer.bin");
             using var reader = new BinaryReader(stream);
             optimizer.load_state_dict(reader);
         }

@@ -1,3 +1,4 @@
+using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace RetrainDaemon.Training.Trainers;
@@ -12,7 +13,11 @@ public interface ITrainingStep
     /// <summary>GANs train on [-1, 1] (tanh), the others on [0, 1].</summary>
     bool SymmetricPixels { get; }
 
-    IEnumerable<optim.Optimizer> Optimizers { get; }
+    /// <summary>The modules, by the name their checkpoint part carries (e.g. generator, discriminator).</summary>
+    IReadOnlyDictionary<string, nn.Module> Modules { get; }
+
+    /// <summary>The optimizers, by the name their checkpoint part carries.</summary>
+    IReadOnlyDictionary<string, OptimizerHelper> Optimizers { get; }
 
     /// <summary>Puts every module in training or evaluation mode (dropout, batch norm).</summary>
     void SetTraining(bool training);

@@ -13,7 +13,9 @@ public sealed class ClassifierStep(FashionClassifier model, TrainingOptions opti
 
     public bool SymmetricPixels => false;
 
-    public IEnumerable<optim.Optimizer> Optimizers => [optimizer];
+    public IReadOnlyDictionary<string, nn.Module> Modules => new Dictionary<string, nn.Module> { ["classifier"] = model };
+
+    public IReadOnlyDictionary<string, OptimizerHelper> Optimizers => new Dictionary<string, OptimizerHelper> { ["classifier"] = optimizer };
 
     public OptimizerHelper Optimizer => optimizer;
 
@@ -43,7 +45,9 @@ public sealed class VaeStep(VaeEncoder encoder, VaeDecoder decoder, TrainingOpti
 
     public bool SymmetricPixels => false;
 
-    public IEnumerable<optim.Optimizer> Optimizers => [optimizer];
+    public IReadOnlyDictionary<string, nn.Module> Modules => new Dictionary<string, nn.Module> { ["encoder"] = encoder, ["decoder"] = decoder };
+
+    public IReadOnlyDictionary<string, OptimizerHelper> Optimizers => new Dictionary<string, OptimizerHelper> { ["vae"] = optimizer };
 
     public void SetTraining(bool training)
     {
@@ -91,7 +95,9 @@ public sealed class DcganStep(DcganGenerator generator, DcganDiscriminator discr
 
     public bool SymmetricPixels => true;
 
-    public IEnumerable<optim.Optimizer> Optimizers => [generatorOptimizer, discriminatorOptimizer];
+    public IReadOnlyDictionary<string, nn.Module> Modules => new Dictionary<string, nn.Module> { ["generator"] = generator, ["discriminator"] = discriminator };
+
+    public IReadOnlyDictionary<string, OptimizerHelper> Optimizers => new Dictionary<string, OptimizerHelper> { ["generator"] = generatorOptimizer, ["discriminator"] = discriminatorOptimizer };
 
     public void SetTraining(bool training)
     {

@@ -64,7 +64,7 @@ public static class TrainingLoop
                 IReadOnlyDictionary<string, double> stepLosses;
                 using (var scope = NewDisposeScope())
                 {
-                    foreach (var optimizer in trainer.Optimizers)
+                    foreach (var optimizer in trainer.Optimizers.Values)
                     {
                         Optimizers.SetLearningRate(optimizer, LearningRateSchedule.At(options, step));
                     }

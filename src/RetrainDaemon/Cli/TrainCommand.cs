@@ -1,0 +1,109 @@
+using System.CommandLine;
+using System.Globalization;
+using RetrainDaemon.Core.Options;
+using RetrainDaemon.Data.Store;
+using RetrainDaemon.Training.Data;
+using RetrainDaemon.Training.Models;
+using RetrainDaemon.Training.Runtime;
+using RetrainDaemon.Training.Trainers;
+
+namespace RetrainDaemon.Cli;
+
+/// <summary><c>train</c>: one training run of an image model on a snapshot of the store.</summary>
+internal static class TrainCommand
+{
+    public static Command Create()
+    {
+        var model = new Option<string>("--model", "-m") { Description = "The configured image model whose samples to train on.", DefaultValueFactory = _ => "fashion-mnist" };
+        var family = new Option<string>("--family") { Description = "dcgan, vae or classifier.", DefaultValueFactory = _ => "dcgan" };
+        family.AcceptOnlyFromAmong([.. ImageTrainingRun.Families]);
+        var steps = new Option<int>("--steps") { Description = "Optimizer steps.", DefaultValueFactory = _ => 1000 };
+        var batch = new Option<int>("--batch-size") { Description = "Samples per step.", DefaultValueFactory = _ => 64 };
+        var lr = new Option<double>("--lr") { Description = "Peak learning rate.", DefaultValueFactory = _ => 2e-4 };
+        var optimizer = new Option<string>("--optimizer") { Description = "sgd, adam or adamw.", DefaultValueFactory = _ => "adam" };
+        optimizer.AcceptOnlyFromAmong("sgd", "adam", "adamw");
+        var weightDecay = new Option<double>("--weight-decay") { Description = "L2 / decoupled weight decay.", DefaultValueFactory = _ => 0 };
+        var cosine = new Option<bool>("--cosine") { Description = "Warm-up + cosine learning-rate schedule instead of constant." };
+        var clip = new Option<double>("--clip") { Description = "Gradient-norm clip (0: off).", DefaultValueFactory = _ => 0 };
+        var patience = new Option<int>("--patience") { Description = "Holdout evaluations without improvement before stopping (0: off).", DefaultValueFactory = _ => 0 };
+        var from = new Option<string?>("--from") { Description = "Warm start: a checkpoint directory (transfer learning)." };
+        var freeze = new Option<string[]>("--freeze") { Description = "Layers to keep fixed when warm-starting, e.g. --freeze up1 up2.", AllowMultipleArgumentsPerToken = true };
+        var conditional = new Option<bool>("--conditional") { Description = "Condition on the class label." };
+        var since = new Option<long>("--since") { Description = "The previous run's watermark: train on samples after it, plus replay of older ones.", DefaultValueFactory = _ => 0 };
+        var replay = new Option<double>("--replay") { Description = "Old samples replayed per fresh one when --since is set.", DefaultValueFactory = _ => 1.0 };
+        var threads = new Option<int>("--threads") { Description = "libtorch threads.", DefaultValueFactory = _ => Math.Max(1, Environment.ProcessorCount) };
+        var seed = new Option<long>("--seed") { Description = "Seed for initialization and batches.", DefaultValueFactory = _ => 1 };
+        var output = new Option<string?>("--out") { Description = "Run directory (default state/runs/<model>-<family>-<time>)." };
+        var command = new Command("train", "Train an image model (dcgan, vae, classifier) with TorchSharp on a snapshot of the store; writes checkpoints, samples.png, loss.png and loss.csv.");
+        foreach (var o in new Option[] { model, family, steps, batch, lr, optimizer, weightDecay, cosine, clip, patience, from, freeze, conditional, since, replay, threads, seed, output })
+        {
+            command.Options.Add(o);
+        }
+
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            var configuration = RetrainCli.Configuration(parse);
+            var failures = new List<string>();
+            var storeOptions = RetrainCli.Bind(configuration, StoreOptions.Section, new StoreOptionsValidator(), failures);
+            var models = RetrainCli.BindModels(configuration, failures);
+            if (failures.Count > 0)
+            {
+                throw new ConfigurationInvalidException(failures);
+            }
+
+            string modelName = parse.GetValue(model)!;
+            if (!models.TryGet(modelName, out var modelOptions) || modelOptions.ParsedModality != Core.Contracts.Modality.Image
+                || modelOptions.Image.Width != 28 || modelOptions.Image.Height != 28 || modelOptions.Image.Channels != 1)
+            {
+                Console.Error.WriteLine($"retrain-daemon: '{modelName}' is not a configured 28x28 grayscale image model (Models: {string.Join(", ", models.Models.Keys)})");
+                return 2;
+            }
+
+            var options = new TrainingOptions
+            {
+                Optimizer = Enum.Parse<OptimizerKind>(parse.GetValue(optimizer)!, ignoreCase: true),
+                LearningRate = parse.GetValue(lr),
+                WeightDecay = parse.GetValue(weightDecay),
+                Schedule = parse.GetValue(cosine) ? ScheduleKind.Cosine : ScheduleKind.Constant,
+                WarmupSteps = parse.GetValue(cosine) ? Math.Min(100, parse.GetValue(steps) / 10) : 0,
+                Steps = parse.GetValue(steps),
+                BatchSize = parse.GetValue(batch),
+                GradientClip = parse.GetValue(clip),
+                Patience = parse.GetValue(patience),
+                EvalEvery = Math.Max(1, Math.Min(200, parse.GetValue(steps) / 10)),
+                CheckpointEvery = Math.Max(1, parse.GetValue(steps) / 5),
+                Seed = parse.GetValue(seed),
+                Freeze = parse.GetValue(freeze) ?? [],
+            };
+            TorchRuntime.SetThreads(parse.GetValue(threads));
+            var device = TorchRuntime.SelectDevice();
+            string runDirectory = parse.GetValue(output)
+                ?? Path.Combine("state", "runs", $"{modelName}-{parse.GetValue(family)}-{DateTime.UtcNow:yyyyMMdd-HHmmss}");
+            Directory.CreateDirectory(runDirectory);
+
+            await using var store = new SqliteSampleStore(storeOptions);
+            long watermark = await store.GetWatermarkAsync(cancellationToken);
+            var (train, holdout, counts) = await ImageSnapshot.LoadAsync(store, modelName, 28, watermark, parse.GetValue(since), parse.GetValue(replay), parse.GetValue(seed), cancellationToken);
+            Console.Error.WriteLine($"training {parse.GetValue(family)} on '{modelName}' ({device.type}, {parse.GetValue(threads)} threads): watermark {counts.Watermark}, " +
+                $"{counts.Fresh} fresh + {counts.Replayed} replayed training samples, {counts.Holdout} holdout; run directory {Path.GetFullPath(runDirectory)}");
+
+            var progress = new Progress<TrainingProgress>(p => Console.Error.WriteLine(string.Format(CultureInfo.InvariantCulture,
+                "  step {0,6}/{1}  {2}  {3:0.0} steps/s  ETA {4:hh\\:mm\\:ss}", p.Step, p.Steps,
+                string.Join("  ", p.Losses.Select(l => $"{l.Key} {l.Value:0.0000}")), p.StepsPerSecond, p.Remaining)));
+            var request = new ImageRunRequest(parse.GetValue(family)!, runDirectory, options, parse.GetValue(conditional), parse.GetValue(from), parse.GetValue(family) == "dcgan" ? InitScheme.Normal002 : InitScheme.He);
+            var result = ImageTrainingRun.Run(request, train, holdout, progress, cancellationToken);
+
+            var training = result.Training;
+            Console.WriteLine($"{training.Outcome} after {training.Steps} steps" + (training.BestHoldoutLoss is { } best ? $"; best holdout loss {best:0.0000}" : "")
+                + (training.Reason is null ? "" : $"; {training.Reason}"));
+            Console.WriteLine($"checkpoint {result.LastCheckpoint?.Directory ?? "(none)"}; samples {result.SamplesPng}; losses {result.LossPng}");
+            return training.Outcome switch
+            {
+                TrainingOutcome.NonFiniteLoss => 3,
+                TrainingOutcome.Cancelled => 130,
+                _ => 0,
+            };
+        });
+        return command;
+    }
+}
