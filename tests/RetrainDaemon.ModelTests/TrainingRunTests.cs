@@ -72,3 +72,26 @@ public sealed class TrainingRunTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.True(CheckpointStore.Verify(first.LastCheckpoint.Directory, out _, out _)); // failed starts touched nothing
     }
 }
+
+/// <summary>The tuner over real short trainings: trials recorded, the best one chosen.</summary>
+public sealed class TuningTests : IDisposable
+{
+    private readonly string root = Path.Combine(Path.GetTempPath(), $"rd-tune-{Guid.NewGuid():N}");
+
+    public void Dispose() => Directory.Delete(root, recursive: true);
+
+    [Fact]
+    public void GridOverLearningRate_RecordsEveryTrial_AndPicksTheLowestHoldoutLoss()
+    {
+        var images = FashionMnist.Read("t10k", take: 768);
+        var train = new ImageDataset(images.Take(512).Select(i => i.Pixels).ToList(), images.Take(512).Select(i => i.Label).ToList(), 28);
+        var holdout = new ImageDataset(images.Skip(512).Select(i => i.Pixels).ToList(), images.Skip(512).Select(i => i.Label).ToList(), 28);
+        var space = new[] { Core.Tuning.Dimension.Of("lr", 1e-6, 3e-3), Core.Tuning.Dimension.Of("batch_size", 64) };
+        var result = ImageTuning.Run("classifier", root, new TrainingOptions { Steps = 40, Beta1 = 0.9 }, false, train, holdout, space, Core.Tuning.SearchMethod.Grid, 10, TimeSpan.FromMinutes(5));
+
+        Assert.Equal(2, result.Trials.Count);
+        Assert.Equal(3e-3, result.Best!.Parameters["lr"]); // 1e-6 barely moves in 40 steps
+        Assert.Equal(2, File.ReadAllLines(Path.Combine(root, "trials.jsonl")).Length);
+        Assert.True(Directory.Exists(Path.Combine(root, "trial-002", "checkpoints")));
+    }
+}

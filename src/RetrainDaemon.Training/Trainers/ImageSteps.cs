@@ -77,10 +77,12 @@ public sealed class VaeStep(VaeEncoder encoder, VaeDecoder decoder, TrainingOpti
         return new Dictionary<string, double> { ["loss"] = loss.item<float>(), ["reconstruction"] = reconstruction.item<float>(), ["kl"] = kl.item<float>() };
     }
 
+    /// <summary>The negative ELBO (β = 1) on held-out images: comparable across runs and across β.</summary>
     public double HoldoutLoss(Tensor images, Tensor labels)
     {
         using var noGrad = no_grad();
-        return Loss(images, labels).Loss.item<float>();
+        var (_, reconstruction, kl) = Loss(images, labels);
+        return (reconstruction + kl).item<float>();
     }
 }
 

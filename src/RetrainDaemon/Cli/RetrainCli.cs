@@ -61,6 +61,7 @@ public static class RetrainCli
         root.Subcommands.Add(PublishCommands.Create());
         root.Subcommands.Add(SamplesCommands.Create());
         root.Subcommands.Add(TrainCommand.Create());
+        root.Subcommands.Add(TuneCommand.Create());
 
         var parsed = root.Parse(args);
         // Long enough for the host's own graceful shutdown (30 s) to finish after SIGTERM/SIGINT.
