@@ -5,53 +5,44 @@ using static TorchSharp.torch;
 namespace RetrainDaemon.Export.Exporters;
 
 /// <summary>
-/// The DCGAN generator as an ONNX graph, batch norm in eval semantics (running statistics):
+/// The DCGAN generator, batch norm in eval semantics (running statistics):
 /// latent (batch, L) [, label (batch) int64] → Gather + Concat → Gemm → BatchNormalization → Relu →
 /// Reshape (batch, 2W, s, s) → ConvTranspose → BatchNormalization → Relu → ConvTranspose → Tanh → image (batch, C, 4s, 4s).
 /// </summary>
-public static class DcganGeneratorExporter
+public sealed class DcganGeneratorExporter(DcganGenerator generator) : IOnnxExporter
 {
-    private const float BatchNormEpsilon = 1e-5f; // TorchSharp's BatchNorm default, as PyTorch's
-
-    public static byte[] Export(DcganGenerator generator)
+    public byte[] Export()
     {
         var config = generator.Config;
-        var weights = generator.state_dict();
         var graph = new OnnxGraph("dcgan_generator");
-
-        string Weight(string name)
-        {
-            var tensor = weights[name].detach().contiguous().to(CPU);
-            return graph.Initializer(name, tensor.data<float>().ToArray(), [.. tensor.shape]);
-        }
-
+        var w = new GraphWeights(graph, generator);
         graph.Input("latent", OnnxType.Float, "batch", config.Latent);
         string x = "latent";
         if (config.Classes > 0)
         {
             graph.Input("label", OnnxType.Int64, "batch");
-            var embedded = graph.Node("Gather", [Weight("label.weight"), "label"], attributes: ("axis", 0L));   // (batch, L)
-            x = graph.Node("Concat", [x, embedded], attributes: ("axis", 1L));                                   // (batch, 2L)
+            x = w.ConditionLatent(x, "label.weight");                                                       // (batch, 2L)
         }
 
-        x = graph.Node("Gemm", [x, Weight("project.weight")], attributes: ("transB", 1L));                      // (batch, 2W·s·s)
-        x = BatchNorm(graph, x, "projectNorm", Weight);
-        x = graph.Node("Relu", [x]);
-        string shape = graph.Initializer("seed_shape", [-1L, 2L * config.Width, config.Seed, config.Seed], 4);
-        x = graph.Node("Reshape", [x, shape]);                                                                  // (batch, 2W, s, s)
-        x = graph.Node("ConvTranspose", [x, Weight("up1.weight")], attributes: Upsample());                      // (batch, W, 2s, 2s)
-        x = BatchNorm(graph, x, "up1Norm", Weight);
-        x = graph.Node("Relu", [x]);
-        x = graph.Node("ConvTranspose", [x, Weight("up2.weight"), Weight("up2.bias")], attributes: Upsample()); // (batch, C, 4s, 4s)
-        graph.Node("Tanh", [x], "image");
+        x = graph.Node("Relu", [w.BatchNorm(w.Gemm(x, "project", bias: false), "projectNorm")]);            // (batch, 2W·s·s)
+        x = graph.Node("Reshape", [x, graph.Initializer("seed_shape", [-1L, 2L * config.Width, config.Seed, config.Seed], 4)]); // (batch, 2W, s, s)
+        x = graph.Node("Relu", [w.BatchNorm(w.Upsample(x, "up1", bias: false), "up1Norm")]);               // (batch, W, 2s, 2s)
+        graph.Node("Tanh", [w.Upsample(x, "up2", bias: true)], "image");                                      // (batch, C, 4s, 4s)
         graph.Output("image", OnnxType.Float, "batch", config.Channels, config.Side, config.Side);
         return graph.ToModelBytes(docString: $"DCGAN generator {config}");
     }
 
-    private static (string, object)[] Upsample() => [("kernel_shape", new long[] { 4, 4 }), ("strides", new long[] { 2, 2 }), ("pads", new long[] { 1, 1, 1, 1 })];
+    public IReadOnlyList<(string Name, Tensor Value)> RandomInputs(Generator random, int batch)
+    {
+        var inputs = new List<(string, Tensor)> { ("latent", randn([batch, generator.Config.Latent], generator: random)) };
+        if (generator.Config.Classes > 0)
+        {
+            inputs.Add(("label", randint(0, generator.Config.Classes, [batch], generator: random)));
+        }
 
-    private static string BatchNorm(OnnxGraph graph, string x, string module, Func<string, string> weight) =>
-        graph.Node("BatchNormalization",
-            [x, weight($"{module}.weight"), weight($"{module}.bias"), weight($"{module}.running_mean"), weight($"{module}.running_var")],
-            attributes: ("epsilon", BatchNormEpsilon));
+        return inputs;
+    }
+
+    public IReadOnlyDictionary<string, Tensor> Reference(IReadOnlyList<(string Name, Tensor Value)> inputs) =>
+        new Dictionary<string, Tensor> { ["image"] = generator.forward(inputs[0].Value, inputs.Count > 1 ? inputs[1].Value : null) };
 }

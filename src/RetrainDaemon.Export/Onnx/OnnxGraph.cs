@@ -52,16 +52,25 @@ public sealed class OnnxGraph(string name)
     }
 
     /// <summary>Adds a node; returns its (single) output name. Attributes: long, float, string, long[] or float[].</summary>
-    public string Node(string opType, string[] nodeInputs, string? output = null, params (string Name, object Value)[] attributes)
+    public string Node(string opType, string[] nodeInputs, string? output = null, params (string Name, object Value)[] attributes) =>
+        Node(opType, nodeInputs, [output ?? $"{opType.ToLowerInvariant()}_{counter + 1}"], attributes)[0];
+
+    /// <summary>Adds a node with several outputs (e.g. Split).</summary>
+    public string[] Node(string opType, string[] nodeInputs, string[] nodeOutputs, params (string Name, object Value)[] attributes)
     {
-        output ??= $"{opType.ToLowerInvariant()}_{++counter}";
+        counter++;
         var node = new ProtoWriter();
         foreach (var input in nodeInputs)
         {
             node.String(1, input);
         }
 
-        node.String(2, output).String(3, $"{opType}_{counter}").String(4, opType);
+        foreach (var output in nodeOutputs)
+        {
+            node.String(2, output);
+        }
+
+        node.String(3, $"{opType}_{counter}").String(4, opType);
         foreach (var (attributeName, value) in attributes)
         {
             var attribute = new ProtoWriter().String(1, attributeName);
@@ -90,7 +99,7 @@ public sealed class OnnxGraph(string name)
         }
 
         nodes.Add(node);
-        return output;
+        return nodeOutputs;
     }
 
     public byte[] ToModelBytes(string producer = "retrain-daemon", string docString = "")

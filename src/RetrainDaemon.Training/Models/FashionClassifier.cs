@@ -21,6 +21,7 @@ public sealed class FashionClassifier : Module<Tensor, Tensor>
 
     public FashionClassifier(ClassifierConfig config) : base(nameof(FashionClassifier))
     {
+        Config = config;
         conv1 = Conv2d(config.Channels, config.Width, kernel_size: 3, padding: 1);
         conv2 = Conv2d(config.Width, 2 * config.Width, kernel_size: 3, padding: 1);
         dropout = Dropout(config.Dropout);
@@ -28,6 +29,8 @@ public sealed class FashionClassifier : Module<Tensor, Tensor>
         logits = Linear(config.Features, config.Classes);
         RegisterComponents();
     }
+
+    public ClassifierConfig Config { get; }
 
     /// <summary>The penultimate activations (B, F): what FID compares.</summary>
     public Tensor Features(Tensor images)

@@ -33,6 +33,8 @@ public sealed class VaeDecoder : Module<Tensor, Tensor?, Tensor>
         RegisterComponents();
     }
 
+    public VaeConfig Config => config;
+
     public override Tensor forward(Tensor z, Tensor? labels)
     {
         var input = z;                                                                 // (B, L)

@@ -33,6 +33,8 @@ public sealed class VaeEncoder : Module<Tensor, Tensor?, (Tensor Mean, Tensor Lo
         RegisterComponents();
     }
 
+    public VaeConfig Config => config;
+
     public override (Tensor Mean, Tensor LogVariance) forward(Tensor images, Tensor? labels)
     {
         var x = images;                                                                // (B, C, 28, 28)
