@@ -7,7 +7,7 @@ using static TorchSharp.torch;
 namespace RetrainDaemon.Training.Trainers;
 
 /// <summary>What to train: the family, where to write, how, and optionally the checkpoint to start from.</summary>
-public sealed record ImageRunRequest(string Family, string OutputDirectory, TrainingOptions Options, bool Conditional = false, string? FromCheckpoint = null, InitScheme Init = InitScheme.Normal002, int Classes = 10);
+public sealed record ImageRunRequest(string Family, string OutputDirectory, TrainingOptions Options, bool Conditional = false, string? FromCheckpoint = null, InitScheme Init = InitScheme.Normal002, int Classes = 10, int KeepCheckpoints = 3);
 
 /// <summary>The outcome of a run and where its files are.</summary>
 public sealed record ImageRunResult(TrainingResult Training, string CheckpointDirectory, Checkpoint? LastCheckpoint, string SamplesPng, string LossPng);
@@ -22,6 +22,7 @@ public static class ImageTrainingRun
 {
     public static readonly IReadOnlyList<string> Families = ["dcgan", "vae", "classifier"];
 
+    /// <summary>Runs (or resumes, when its checkpoints directory already holds a verifying checkpoint) one training run.</summary>
     public static ImageRunResult Run(ImageRunRequest request, ImageDataset train, ImageDataset holdout, IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         manual_seed(request.Options.Seed);
@@ -34,10 +35,19 @@ public static class ImageTrainingRun
             _ => throw new ArgumentException($"unknown model family '{request.Family}' (expected {string.Join(", ", Families)})"),
         };
 
-        var store = new CheckpointStore(Path.Combine(request.OutputDirectory, "checkpoints"));
+        var store = new CheckpointStore(Path.Combine(request.OutputDirectory, "checkpoints"), request.KeepCheckpoints);
         store.RemoveOrphans();
-        Checkpoint? last = null;
-        var result = TrainingLoop.Run(step, train, holdout, request.Options, progress: progress, cancellationToken: cancellationToken,
+
+        // A run directory that already holds a verifying checkpoint was interrupted (crash, SIGKILL,
+        // shutdown): continue it exactly — weights, optimizer moments, RNG, step — instead of starting over.
+        Checkpoint? last = store.LoadLatest();
+        long startStep = 0;
+        if (last is not null)
+        {
+            startStep = TrainingCheckpoint.Restore(last, step.Modules, step.Optimizers).Step;
+        }
+
+        var result = TrainingLoop.Run(step, train, holdout, request.Options, startStep: startStep, progress: progress, cancellationToken: cancellationToken,
             checkpoint: s => last = TrainingCheckpoint.Save(store, step.Modules, step.Optimizers, s, s * request.Options.BatchSize, 0, LearningRateSchedule.At(request.Options, s)));
 
         string samples = Path.Combine(request.OutputDirectory, "samples.png");

@@ -57,7 +57,11 @@ public static class TrainingLoop
             {
                 if (cancellationToken.IsCancellationRequested)
                 {
-                    checkpoint?.Invoke(step);
+                    if (step > startStep)
+                    {
+                        checkpoint?.Invoke(step);
+                    }
+
                     return new TrainingResult(TrainingOutcome.Cancelled, step, best, holdoutLosses, losses, "cancelled; checkpoint written");
                 }
 
@@ -117,7 +121,11 @@ public static class TrainingLoop
                 }
             }
 
-            checkpoint?.Invoke(step);
+            if (step > startStep)
+            {
+                checkpoint?.Invoke(step);
+            }
+
             return new TrainingResult(TrainingOutcome.Completed, step, best, holdoutLosses, losses, null);
         }
         finally

@@ -33,9 +33,11 @@ internal static class TrainCommand
         var replay = new Option<double>("--replay") { Description = "Old samples replayed per fresh one when --since is set.", DefaultValueFactory = _ => 1.0 };
         var threads = new Option<int>("--threads") { Description = "libtorch threads.", DefaultValueFactory = _ => Math.Max(1, Environment.ProcessorCount) };
         var seed = new Option<long>("--seed") { Description = "Seed for initialization and batches.", DefaultValueFactory = _ => 1 };
-        var output = new Option<string?>("--out") { Description = "Run directory (default state/runs/<model>-<family>-<time>)." };
+        var output = new Option<string?>("--out") { Description = "Run directory (default state/runs/<model>-<family>-<time>). A directory with checkpoints is resumed." };
+        var checkpointEvery = new Option<int>("--checkpoint-every") { Description = "Checkpoint interval in steps (default: 5 per run)." };
+        var keep = new Option<int>("--keep") { Description = "Checkpoints kept.", DefaultValueFactory = _ => 3 };
         var command = new Command("train", "Train an image model (dcgan, vae, classifier) with TorchSharp on a snapshot of the store; writes checkpoints, samples.png, loss.png and loss.csv.");
-        foreach (var o in new Option[] { model, family, steps, batch, lr, optimizer, weightDecay, cosine, clip, patience, from, freeze, conditional, since, replay, threads, seed, output })
+        foreach (var o in new Option[] { model, family, steps, batch, lr, optimizer, weightDecay, cosine, clip, patience, from, freeze, conditional, since, replay, threads, seed, output, checkpointEvery, keep })
         {
             command.Options.Add(o);
         }
@@ -71,7 +73,7 @@ internal static class TrainCommand
                 GradientClip = parse.GetValue(clip),
                 Patience = parse.GetValue(patience),
                 EvalEvery = Math.Max(1, Math.Min(200, parse.GetValue(steps) / 10)),
-                CheckpointEvery = Math.Max(1, parse.GetValue(steps) / 5),
+                CheckpointEvery = parse.GetValue(checkpointEvery) > 0 ? parse.GetValue(checkpointEvery) : Math.Max(1, parse.GetValue(steps) / 5),
                 Seed = parse.GetValue(seed),
                 Freeze = parse.GetValue(freeze) ?? [],
             };
@@ -87,10 +89,16 @@ internal static class TrainCommand
             Console.Error.WriteLine($"training {parse.GetValue(family)} on '{modelName}' ({device.type}, {parse.GetValue(threads)} threads): watermark {counts.Watermark}, " +
                 $"{counts.Fresh} fresh + {counts.Replayed} replayed training samples, {counts.Holdout} holdout; run directory {Path.GetFullPath(runDirectory)}");
 
+            if (new Training.Checkpoints.CheckpointStore(Path.Combine(runDirectory, "checkpoints")).LoadLatest() is { } resumeFrom)
+            {
+                Console.Error.WriteLine($"resuming the interrupted run from its checkpoint at step {resumeFrom.Step}");
+            }
+
             var progress = new Progress<TrainingProgress>(p => Console.Error.WriteLine(string.Format(CultureInfo.InvariantCulture,
                 "  step {0,6}/{1}  {2}  {3:0.0} steps/s  ETA {4:hh\\:mm\\:ss}", p.Step, p.Steps,
                 string.Join("  ", p.Losses.Select(l => $"{l.Key} {l.Value:0.0000}")), p.StepsPerSecond, p.Remaining)));
-            var request = new ImageRunRequest(parse.GetValue(family)!, runDirectory, options, parse.GetValue(conditional), parse.GetValue(from), parse.GetValue(family) == "dcgan" ? InitScheme.Normal002 : InitScheme.He);
+            var request = new ImageRunRequest(parse.GetValue(family)!, runDirectory, options, parse.GetValue(conditional), parse.GetValue(from),
+                parse.GetValue(family) == "dcgan" ? InitScheme.Normal002 : InitScheme.He, KeepCheckpoints: Math.Max(1, parse.GetValue(keep)));
             var result = ImageTrainingRun.Run(request, train, holdout, progress, cancellationToken);
 
             var training = result.Training;
