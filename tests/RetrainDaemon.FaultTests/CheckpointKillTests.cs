@@ -66,3 +66,53 @@ public sealed class CheckpointKillTests(ITestOutputHelper output) : IAsyncLifeti
         Assert.True(lastStep > kills, "each restart should resume and make progress");
     }
 }
+
+/// <summary>reliability.md C3 across processes: 40 steps in one process vs 20, exit, and a new process resuming to 40.</summary>
+public sealed class ResumeAcrossProcessesTests(ITestOutputHelper output) : IAsyncLifetime
+{
+    private readonly string directory = TestPaths.NewTempDirectory("rd-resume");
+
+    private string StorePath => Path.Combine(directory, "retrain.db");
+
+    public async Task InitializeAsync()
+    {
+        await using var store = new SqliteSampleStore(new StoreOptions { Path = StorePath });
+        var images = FashionMnist.Read("t10k", take: 512);
+        await store.CommitAsync(images.Select(i => IngestItem.Of(new SampleRecord($"fm/{i.Index}", "fashion-mnist", "/t", null, Modality.Image,
+            i.Index % 8 == 0 ? Splits.Holdout : Splits.Train, i.Label.ToString(System.Globalization.CultureInfo.InvariantCulture), 28, 28, 1, i.Pixels, null, null))).ToList(), CancellationToken.None);
+    }
+
+    public Task DisposeAsync()
+    {
+        Directory.Delete(directory, recursive: true);
+        return Task.CompletedTask;
+    }
+
+    private async Task TrainAsync(string run, int steps)
+    {
+        await using var train = DaemonProcess.StartRaw(
+            $"train --family dcgan --conditional --steps {steps} --batch-size 32 --checkpoint-every 20 --keep 5 --threads 1 --out {run}",
+            new Dictionary<string, string> { ["Store:Path"] = StorePath }, 0);
+        Assert.True(await train.WaitForExitAsync(TimeSpan.FromMinutes(3)) == 0, train.Output);
+    }
+
+    [Fact]
+    public async Task FortySteps_Equal_TwentyThenANewProcessResumingToForty_BitForBit()
+    {
+        string straight = Path.Combine(directory, "straight"), resumed = Path.Combine(directory, "resumed");
+        await TrainAsync(straight, 40);
+        await TrainAsync(resumed, 20);
+        await TrainAsync(resumed, 40); // a new process: finds the step-20 checkpoint and resumes
+
+        var a = new RetrainDaemon.Training.Checkpoints.CheckpointStore(Path.Combine(straight, "checkpoints")).LoadLatest()!;
+        var b = new RetrainDaemon.Training.Checkpoints.CheckpointStore(Path.Combine(resumed, "checkpoints")).LoadLatest()!;
+        Assert.Equal(40, a.Step);
+        Assert.Equal(40, b.Step);
+        foreach (var part in new[] { "generator.bin", "discriminator.bin", "generator.optimizer.bin", "discriminator.optimizer.bin" })
+        {
+            string ha = a.Manifest.Files.Single(f => f.Name == part).Sha256, hb = b.Manifest.Files.Single(f => f.Name == part).Sha256;
+            output.WriteLine($"{part}: straight {ha[..16]}…, resumed {hb[..16]}…");
+            Assert.Equal(ha, hb);
+        }
+    }
+}

@@ -1,3 +1,4 @@
+using Prometheus;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -11,14 +12,14 @@ namespace RetrainDaemon.Training.Runtime;
 /// </summary>
 public static class TorchRuntime
 {
+    private static readonly Gauge TrainingDevice = Metrics.CreateGauge(
+        "retrain_training_device", "1 for the device TorchSharp trains on (cpu or cuda).", new GaugeConfiguration { LabelNames = ["device"] });
+
     public static Device SelectDevice(bool allowCuda = true)
     {
-        if (allowCuda && cuda.is_available())
-        {
-            return CUDA;
-        }
-
-        return CPU;
+        var device = allowCuda && cuda.is_available() ? CUDA : CPU;
+        TrainingDevice.WithLabels(device.type == DeviceType.CUDA ? "cuda" : "cpu").Set(1);
+        return device;
     }
 
     public static void SetThreads(int threads)

@@ -41,6 +41,8 @@ public sealed class ClassifierStep(FashionClassifier model, TrainingOptions opti
 /// <summary>Reconstruction (BCE on pixel logits, summed per image) + β·KL, averaged over the batch.</summary>
 public sealed class VaeStep(VaeEncoder encoder, VaeDecoder decoder, TrainingOptions options, bool conditional) : ITrainingStep
 {
+    private const ulong HoldoutSeed = 20_261_127;
+
     private readonly OptimizerHelper optimizer = Trainers.Optimizers.Create(encoder.parameters().Concat(decoder.parameters()), options);
 
     public bool SymmetricPixels => false;
@@ -55,11 +57,12 @@ public sealed class VaeStep(VaeEncoder encoder, VaeDecoder decoder, TrainingOpti
         decoder.train(training);
     }
 
-    private (Tensor Loss, Tensor Reconstruction, Tensor Kl) Loss(Tensor images, Tensor labels)
+    private (Tensor Loss, Tensor Reconstruction, Tensor Kl) Loss(Tensor images, Tensor labels, Generator? noise = null)
     {
         var y = conditional ? labels : null;
         var (mean, logVariance) = encoder.forward(images, y);                      // (B, L) each
-        var z = mean + exp(0.5 * logVariance) * randn_like(mean);                  // reparameterization
+        var epsilon = noise is null ? randn_like(mean) : randn(mean.shape, generator: noise);
+        var z = mean + exp(0.5 * logVariance) * epsilon;                           // reparameterization
         var logits = decoder.forward(z, y);                                        // (B, 1, 28, 28)
         long batch = images.shape[0];
         var reconstruction = functional.binary_cross_entropy_with_logits(logits, images, reduction: Reduction.Sum) / batch;
@@ -77,11 +80,14 @@ public sealed class VaeStep(VaeEncoder encoder, VaeDecoder decoder, TrainingOpti
         return new Dictionary<string, double> { ["loss"] = loss.item<float>(), ["reconstruction"] = reconstruction.item<float>(), ["kl"] = kl.item<float>() };
     }
 
-    /// <summary>The negative ELBO (β = 1) on held-out images: comparable across runs and across β.</summary>
+    /// <summary>
+    /// The negative ELBO (β = 1) on held-out images: comparable across runs and across β. Its noise
+    /// comes from a fixed private generator, so evaluating never moves the training RNG (exact resume).
+    /// </summary>
     public double HoldoutLoss(Tensor images, Tensor labels)
     {
         using var noGrad = no_grad();
-        var (_, reconstruction, kl) = Loss(images, labels);
+        var (_, reconstruction, kl) = Loss(images, labels, new Generator(HoldoutSeed));
         return (reconstruction + kl).item<float>();
     }
 }
@@ -107,13 +113,14 @@ public sealed class DcganStep(DcganGenerator generator, DcganDiscriminator discr
         discriminator.train(training);
     }
 
-    private Tensor DiscriminatorLoss(Tensor real, Tensor? labels)
+    private Tensor DiscriminatorLoss(Tensor real, Tensor? labels, Generator? noise = null)
     {
         long batch = real.shape[0];
         Tensor fake;
         using (no_grad())
         {
-            fake = generator.forward(randn(batch, generator.Config.Latent), labels);
+            var z = noise is null ? randn(batch, generator.Config.Latent) : randn([batch, generator.Config.Latent], generator: noise);
+            fake = generator.forward(z, labels);
         }
 
         return functional.binary_cross_entropy_with_logits(discriminator.forward(real, labels), ones(batch, 1))
@@ -142,11 +149,14 @@ public sealed class DcganStep(DcganGenerator generator, DcganDiscriminator discr
         return new Dictionary<string, double> { ["discriminator"] = dLoss.item<float>(), ["generator"] = gLoss.item<float>() };
     }
 
-    /// <summary>The discriminator's loss on held-out real images against fresh fakes.</summary>
+    /// <summary>
+    /// The discriminator's loss on held-out real images against fakes from a fixed private noise
+    /// generator: evaluations are comparable and never move the training RNG (exact resume).
+    /// </summary>
     public double HoldoutLoss(Tensor images, Tensor labels)
     {
         using var noGrad = no_grad();
-        return DiscriminatorLoss(images, conditional ? labels : null).item<float>();
+        return DiscriminatorLoss(images, conditional ? labels : null, new Generator(20_261_127)).item<float>();
     }
 }
 

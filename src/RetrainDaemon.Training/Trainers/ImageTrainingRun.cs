@@ -7,7 +7,25 @@ using static TorchSharp.torch;
 namespace RetrainDaemon.Training.Trainers;
 
 /// <summary>What to train: the family, where to write, how, and optionally the checkpoint to start from.</summary>
-public sealed record ImageRunRequest(string Family, string OutputDirectory, TrainingOptions Options, bool Conditional = false, string? FromCheckpoint = null, InitScheme Init = InitScheme.Normal002, int Classes = 10, int KeepCheckpoints = 3);
+/// <remarks><see cref="Width"/> and <see cref="Dropout"/> override the family's default architecture (the tuner searches them).</remarks>
+public sealed record ImageRunRequest(string Family, string OutputDirectory, TrainingOptions Options, bool Conditional = false, string? FromCheckpoint = null, InitScheme Init = InitScheme.Normal002, int Classes = 10, int KeepCheckpoints = 3, int? Width = null, double? Dropout = null)
+{
+    /// <summary>What a checkpoint must record so that export (or a resume) rebuilds the same architecture.</summary>
+    public IReadOnlyDictionary<string, string> Architecture(int classes) => new Dictionary<string, string>
+    {
+        ["family"] = Family,
+        ["classes"] = classes.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["width"] = (Width ?? DefaultWidth(Family)).ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["dropout"] = (Dropout ?? new ClassifierConfig().Dropout).ToString(System.Globalization.CultureInfo.InvariantCulture),
+    };
+
+    public static int DefaultWidth(string family) => family switch
+    {
+        "dcgan" => new DcganConfig().Width,
+        "vae" => new VaeConfig().Width,
+        _ => new ClassifierConfig().Width,
+    };
+}
 
 /// <summary>The outcome of a run and where its files are.</summary>
 public sealed record ImageRunResult(TrainingResult Training, string CheckpointDirectory, Checkpoint? LastCheckpoint, string SamplesPng, string LossPng);
@@ -47,8 +65,9 @@ public static class ImageTrainingRun
             startStep = TrainingCheckpoint.Restore(last, step.Modules, step.Optimizers).Step;
         }
 
+        var architecture = request.Architecture(classes);
         var result = TrainingLoop.Run(step, train, holdout, request.Options, startStep: startStep, progress: progress, cancellationToken: cancellationToken,
-            checkpoint: s => last = TrainingCheckpoint.Save(store, step.Modules, step.Optimizers, s, s * request.Options.BatchSize, 0, LearningRateSchedule.At(request.Options, s)));
+            checkpoint: s => last = TrainingCheckpoint.Save(store, step.Modules, step.Optimizers, s, s * request.Options.BatchSize, 0, LearningRateSchedule.At(request.Options, s), architecture));
 
         string samples = Path.Combine(request.OutputDirectory, "samples.png");
         string loss = Path.Combine(request.OutputDirectory, "loss.png");
@@ -91,7 +110,7 @@ public static class ImageTrainingRun
 
     private static (ITrainingStep, Func<IReadOnlyList<byte[]>>) Dcgan(ImageRunRequest request, int classes)
     {
-        var config = new DcganConfig(Classes: classes);
+        var config = new DcganConfig(Classes: classes, Width: request.Width ?? new DcganConfig().Width);
         var generator = new DcganGenerator(config);
         var discriminator = new DcganDiscriminator(config);
         WarmStart(request, new Dictionary<string, nn.Module> { ["generator"] = generator, ["discriminator"] = discriminator });
@@ -108,7 +127,7 @@ public static class ImageTrainingRun
 
     private static (ITrainingStep, Func<IReadOnlyList<byte[]>>) Vae(ImageRunRequest request, int classes)
     {
-        var config = new VaeConfig(Classes: classes);
+        var config = new VaeConfig(Classes: classes, Width: request.Width ?? new VaeConfig().Width);
         var encoder = new VaeEncoder(config);
         var decoder = new VaeDecoder(config);
         WarmStart(request, new Dictionary<string, nn.Module> { ["encoder"] = encoder, ["decoder"] = decoder });
@@ -125,7 +144,8 @@ public static class ImageTrainingRun
 
     private static (ITrainingStep, Func<IReadOnlyList<byte[]>>) Classifier(ImageRunRequest request)
     {
-        var model = new FashionClassifier(new ClassifierConfig());
+        var defaults = new ClassifierConfig();
+        var model = new FashionClassifier(new ClassifierConfig(Width: request.Width ?? defaults.Width, Dropout: request.Dropout ?? defaults.Dropout));
         WarmStart(request, new Dictionary<string, nn.Module> { ["classifier"] = model });
         return (new ClassifierStep(model, request.Options), () => []);
     }

@@ -12,7 +12,7 @@ namespace RetrainDaemon.Training.Trainers;
 /// </summary>
 public static class ImageTuning
 {
-    /// <summary>The default space: learning rate (log), batch size, weight decay, and β for VAEs.</summary>
+    /// <summary>The default space: learning rate (log), batch size, weight decay, width; β for VAEs; dropout for the classifier.</summary>
     public static IReadOnlyList<Dimension> DefaultSpace(string family)
     {
         var space = new List<Dimension>
@@ -21,9 +21,16 @@ public static class ImageTuning
             Dimension.Of("batch_size", 32, 64, 128),
             Dimension.Of("weight_decay", 0, 1e-4, 1e-2),
         };
+        int width = ImageRunRequest.DefaultWidth(family);
+        space.Add(Dimension.Of("width", width / 2, width));
         if (family == "vae")
         {
             space.Add(new Dimension("beta", 0.25, 2.0));
+        }
+
+        if (family == "classifier")
+        {
+            space.Add(new Dimension("dropout", 0.0, 0.5));
         }
 
         return space;
@@ -53,7 +60,10 @@ public static class ImageTuning
                 CheckpointEvery = 0,
                 Patience = 0,
             };
-            var run = ImageTrainingRun.Run(new ImageRunRequest(family, Path.Combine(outputDirectory, $"trial-{number:D3}"), options, conditional), train, holdout, cancellationToken: ct);
+            var request = new ImageRunRequest(family, Path.Combine(outputDirectory, $"trial-{number:D3}"), options, conditional,
+                Width: parameters.TryGetValue("width", out var width) ? (int)width : null,
+                Dropout: parameters.TryGetValue("dropout", out var dropout) ? dropout : null);
+            var run = ImageTrainingRun.Run(request, train, holdout, cancellationToken: ct);
             return run.Training.Outcome == TrainingOutcome.NonFiniteLoss ? double.NaN : run.Training.BestHoldoutLoss ?? double.NaN;
         }, trial =>
         {

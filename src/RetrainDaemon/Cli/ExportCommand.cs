@@ -12,9 +12,9 @@ internal static class ExportCommand
     public static Command Create()
     {
         var checkpoint = new Option<string>("--checkpoint") { Description = "A run's checkpoints directory (the newest verifying checkpoint is used).", Required = true };
-        var family = new Option<string>("--family") { Description = "dcgan (exports the generator), vae (decoder and encoder), classifier.", DefaultValueFactory = _ => "dcgan" };
+        var family = new Option<string?>("--family") { Description = "dcgan (exports the generator), vae (decoder and encoder), classifier; default: what the checkpoint records." };
         family.AcceptOnlyFromAmong("dcgan", "vae", "classifier");
-        var conditional = new Option<bool>("--conditional") { Description = "The model was trained class-conditioned." };
+        var conditional = new Option<bool>("--conditional") { Description = "For checkpoints that do not record it: the model was trained class-conditioned." };
         var output = new Option<string>("--out") { Description = "Output file (for vae: <out> is the decoder, <out without .onnx>.encoder.onnx the encoder).", Required = true };
         var command = new Command("export", "Export a checkpoint to ONNX (IR 8 / opset 17) and prove it: TorchSharp and ONNX Runtime must agree within 1e-5 on 100 random inputs at batch 1 and 64.");
         foreach (var o in new Option[] { checkpoint, family, conditional, output })
@@ -24,6 +24,12 @@ internal static class ExportCommand
 
         command.SetAction(parse =>
         {
+            if (!Directory.Exists(parse.GetValue(checkpoint)))
+            {
+                Console.Error.WriteLine($"retrain-daemon: checkpoint directory '{parse.GetValue(checkpoint)}' does not exist");
+                return 1;
+            }
+
             var store = new CheckpointStore(parse.GetValue(checkpoint)!);
             var rejected = new List<string>();
             var latest = store.LoadLatest(rejected);
@@ -38,25 +44,42 @@ internal static class ExportCommand
                 return 1;
             }
 
-            int classes = parse.GetValue(conditional) ? 10 : 0;
+            // The architecture comes from the checkpoint (recorded by the run); options only fill gaps of older checkpoints.
+            TrainingState recorded;
+            using (var stream = latest.Open(TrainingCheckpoint.StatePart))
+            {
+                recorded = System.Text.Json.JsonSerializer.Deserialize<TrainingState>(stream)!;
+            }
+
+            var extra = recorded.Extra ?? new Dictionary<string, string>();
+            string fam = extra.GetValueOrDefault("family") ?? parse.GetValue(family) ?? "dcgan";
+            if (parse.GetValue(family) is { } asked && asked != fam)
+            {
+                Console.Error.WriteLine($"retrain-daemon: the checkpoint is a {fam} model, not {asked}");
+                return 2;
+            }
+
+            int classes = extra.TryGetValue("classes", out var c) ? int.Parse(c, System.Globalization.CultureInfo.InvariantCulture) : parse.GetValue(conditional) ? 10 : 0;
+            int width = extra.TryGetValue("width", out var w) ? int.Parse(w, System.Globalization.CultureInfo.InvariantCulture) : Training.Trainers.ImageRunRequest.DefaultWidth(fam);
+            double dropout = extra.TryGetValue("dropout", out var d) ? double.Parse(d, System.Globalization.CultureInfo.InvariantCulture) : new ClassifierConfig().Dropout;
             string outPath = parse.GetValue(output)!;
             var exports = new List<(nn.Module Module, string Path)>();
-            switch (parse.GetValue(family))
+            switch (fam)
             {
                 case "dcgan":
-                    var generator = new DcganGenerator(new DcganConfig(Classes: classes));
+                    var generator = new DcganGenerator(new DcganConfig(Classes: classes, Width: width));
                     TrainingCheckpoint.Restore(latest, new Dictionary<string, nn.Module> { ["generator"] = generator }, null);
                     exports.Add((generator, outPath));
                     break;
                 case "vae":
-                    var decoder = new VaeDecoder(new VaeConfig(Classes: classes));
-                    var encoder = new VaeEncoder(new VaeConfig(Classes: classes));
+                    var decoder = new VaeDecoder(new VaeConfig(Classes: classes, Width: width));
+                    var encoder = new VaeEncoder(new VaeConfig(Classes: classes, Width: width));
                     TrainingCheckpoint.Restore(latest, new Dictionary<string, nn.Module> { ["decoder"] = decoder, ["encoder"] = encoder }, null);
                     exports.Add((decoder, outPath));
                     exports.Add((encoder, Path.ChangeExtension(outPath, null) + ".encoder.onnx"));
                     break;
                 default:
-                    var classifier = new FashionClassifier(new ClassifierConfig());
+                    var classifier = new FashionClassifier(new ClassifierConfig(Width: width, Dropout: dropout));
                     TrainingCheckpoint.Restore(latest, new Dictionary<string, nn.Module> { ["classifier"] = classifier }, null);
                     exports.Add((classifier, outPath));
                     break;

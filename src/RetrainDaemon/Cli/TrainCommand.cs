@@ -36,8 +36,9 @@ internal static class TrainCommand
         var output = new Option<string?>("--out") { Description = "Run directory (default state/runs/<model>-<family>-<time>). A directory with checkpoints is resumed." };
         var checkpointEvery = new Option<int>("--checkpoint-every") { Description = "Checkpoint interval in steps (default: 5 per run)." };
         var keep = new Option<int>("--keep") { Description = "Checkpoints kept.", DefaultValueFactory = _ => 3 };
+        var width = new Option<int?>("--width") { Description = "Base channel width (default: the family's: dcgan 64, vae 32, classifier 32)." };
         var command = new Command("train", "Train an image model (dcgan, vae, classifier) with TorchSharp on a snapshot of the store; writes checkpoints, samples.png, loss.png and loss.csv.");
-        foreach (var o in new Option[] { model, family, steps, batch, lr, optimizer, weightDecay, cosine, clip, patience, from, freeze, conditional, since, replay, threads, seed, output, checkpointEvery, keep })
+        foreach (var o in new Option[] { model, family, steps, batch, lr, optimizer, weightDecay, cosine, clip, patience, from, freeze, conditional, since, replay, threads, seed, output, checkpointEvery, keep, width })
         {
             command.Options.Add(o);
         }
@@ -98,7 +99,7 @@ internal static class TrainCommand
                 "  step {0,6}/{1}  {2}  {3:0.0} steps/s  ETA {4:hh\\:mm\\:ss}", p.Step, p.Steps,
                 string.Join("  ", p.Losses.Select(l => $"{l.Key} {l.Value:0.0000}")), p.StepsPerSecond, p.Remaining)));
             var request = new ImageRunRequest(parse.GetValue(family)!, runDirectory, options, parse.GetValue(conditional), parse.GetValue(from),
-                parse.GetValue(family) == "dcgan" ? InitScheme.Normal002 : InitScheme.He, KeepCheckpoints: Math.Max(1, parse.GetValue(keep)));
+                parse.GetValue(family) == "dcgan" ? InitScheme.Normal002 : InitScheme.He, KeepCheckpoints: Math.Max(1, parse.GetValue(keep)), Width: parse.GetValue(width));
             var result = ImageTrainingRun.Run(request, train, holdout, progress, cancellationToken);
 
             var training = result.Training;
