@@ -22,10 +22,14 @@ public static class TorchRuntime
         return device;
     }
 
+    /// <summary>
+    /// Sets libtorch's intra-op threads; safe to call again. The inter-op pool is left alone on purpose:
+    /// libtorch aborts the whole process (c10::Error inside terminate) when set_num_interop_threads is
+    /// called a second time or after any parallel work — CI caught exactly that.
+    /// </summary>
     public static void SetThreads(int threads)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
         set_num_threads(threads);
-        set_num_interop_threads(Math.Max(1, threads / 2));
     }
 }

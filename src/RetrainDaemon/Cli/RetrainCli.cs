@@ -41,6 +41,7 @@ public static class RetrainCli
             Bind(configuration, IngestOptions.Section, new IngestOptionsValidator(), failures);
             Bind(configuration, StoreOptions.Section, new StoreOptionsValidator(), failures);
             Bind(configuration, HttpOptions.Section, new HttpOptionsValidator(), failures);
+            Bind(configuration, TrainingHostOptions.Section, new TrainingHostOptionsValidator(), failures);
             BindModels(configuration, failures);
             if (failures.Count > 0)
             {

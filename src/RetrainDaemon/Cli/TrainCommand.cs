@@ -31,7 +31,7 @@ internal static class TrainCommand
         var conditional = new Option<bool>("--conditional") { Description = "Condition on the class label." };
         var since = new Option<long>("--since") { Description = "The previous run's watermark: train on samples after it, plus replay of older ones.", DefaultValueFactory = _ => 0 };
         var replay = new Option<double>("--replay") { Description = "Old samples replayed per fresh one when --since is set.", DefaultValueFactory = _ => 1.0 };
-        var threads = new Option<int>("--threads") { Description = "libtorch threads.", DefaultValueFactory = _ => Math.Max(1, Environment.ProcessorCount) };
+        var threads = new Option<int?>("--threads") { Description = "libtorch threads (default: Training:Threads from the configuration)." };
         var seed = new Option<long>("--seed") { Description = "Seed for initialization and batches.", DefaultValueFactory = _ => 1 };
         var output = new Option<string?>("--out") { Description = "Run directory (default state/runs/<model>-<family>-<time>). A directory with checkpoints is resumed." };
         var checkpointEvery = new Option<int>("--checkpoint-every") { Description = "Checkpoint interval in steps (default: 5 per run)." };
@@ -48,6 +48,7 @@ internal static class TrainCommand
             var configuration = RetrainCli.Configuration(parse);
             var failures = new List<string>();
             var storeOptions = RetrainCli.Bind(configuration, StoreOptions.Section, new StoreOptionsValidator(), failures);
+            var trainingHost = RetrainCli.Bind(configuration, TrainingHostOptions.Section, new TrainingHostOptionsValidator(), failures);
             var models = RetrainCli.BindModels(configuration, failures);
             if (failures.Count > 0)
             {
@@ -78,8 +79,9 @@ internal static class TrainCommand
                 Seed = parse.GetValue(seed),
                 Freeze = parse.GetValue(freeze) ?? [],
             };
-            TorchRuntime.SetThreads(parse.GetValue(threads));
-            var device = TorchRuntime.SelectDevice();
+            int threadCount = parse.GetValue(threads) ?? trainingHost.Threads;
+            TorchRuntime.SetThreads(threadCount);
+            var device = TorchRuntime.SelectDevice(trainingHost.AllowCuda);
             string runDirectory = parse.GetValue(output)
                 ?? Path.Combine("state", "runs", $"{modelName}-{parse.GetValue(family)}-{DateTime.UtcNow:yyyyMMdd-HHmmss}");
             Directory.CreateDirectory(runDirectory);
@@ -87,7 +89,7 @@ internal static class TrainCommand
             await using var store = new SqliteSampleStore(storeOptions);
             long watermark = await store.GetWatermarkAsync(cancellationToken);
             var (train, holdout, counts) = await ImageSnapshot.LoadAsync(store, modelName, 28, watermark, parse.GetValue(since), parse.GetValue(replay), parse.GetValue(seed), cancellationToken);
-            Console.Error.WriteLine($"training {parse.GetValue(family)} on '{modelName}' ({device.type}, {parse.GetValue(threads)} threads): watermark {counts.Watermark}, " +
+            Console.Error.WriteLine($"training {parse.GetValue(family)} on '{modelName}' ({device.type}, {threadCount} threads): watermark {counts.Watermark}, " +
                 $"{counts.Fresh} fresh + {counts.Replayed} replayed training samples, {counts.Holdout} holdout; run directory {Path.GetFullPath(runDirectory)}");
 
             if (new Training.Checkpoints.CheckpointStore(Path.Combine(runDirectory, "checkpoints")).LoadLatest() is { } resumeFrom)

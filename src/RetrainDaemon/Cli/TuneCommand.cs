@@ -23,7 +23,7 @@ internal static class TuneCommand
         var minutes = new Option<double>("--minutes") { Description = "Wall-time budget.", DefaultValueFactory = _ => 30 };
         var steps = new Option<int>("--steps") { Description = "Optimizer steps per trial.", DefaultValueFactory = _ => 200 };
         var conditional = new Option<bool>("--conditional") { Description = "Condition on the class label." };
-        var threads = new Option<int>("--threads") { Description = "libtorch threads.", DefaultValueFactory = _ => Math.Max(1, Environment.ProcessorCount) };
+        var threads = new Option<int?>("--threads") { Description = "libtorch threads (default: Training:Threads from the configuration)." };
         var seed = new Option<long>("--seed") { Description = "Seed of the search and the trainings.", DefaultValueFactory = _ => 1 };
         var output = new Option<string?>("--out") { Description = "Directory for trials.jsonl and one directory per trial." };
         var command = new Command("tune", "Search learning rate, batch size, weight decay (and β for VAEs) with short trainings on a store snapshot; every trial recorded in trials.jsonl.");
@@ -37,12 +37,14 @@ internal static class TuneCommand
             var configuration = RetrainCli.Configuration(parse);
             var failures = new List<string>();
             var storeOptions = RetrainCli.Bind(configuration, StoreOptions.Section, new StoreOptionsValidator(), failures);
+            var trainingHost = RetrainCli.Bind(configuration, TrainingHostOptions.Section, new TrainingHostOptionsValidator(), failures);
             if (failures.Count > 0)
             {
                 throw new ConfigurationInvalidException(failures);
             }
 
-            TorchRuntime.SetThreads(parse.GetValue(threads));
+            int threadCount = parse.GetValue(threads) ?? trainingHost.Threads;
+            TorchRuntime.SetThreads(threadCount);
             string name = parse.GetValue(model)!, fam = parse.GetValue(family)!;
             string directory = parse.GetValue(output) ?? Path.Combine("state", "tuning", $"{name}-{fam}-{DateTime.UtcNow:yyyyMMdd-HHmmss}");
             await using var store = new SqliteSampleStore(storeOptions);
