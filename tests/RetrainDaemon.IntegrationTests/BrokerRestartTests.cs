@@ -33,7 +33,7 @@ public sealed class BrokerRestartTests(BrokerFixture fixture, ITestOutputHelper 
             {
                 if (i % 250 == 0)
                 {
-                    Thread.Sleep(40);
+                    Thread.Sleep(150); // ~6 s for 10,000: the broker stop (2.5–7 s here) must land mid-stream
                 }
 
                 yield return all[i];
@@ -46,6 +46,7 @@ public sealed class BrokerRestartTests(BrokerFixture fixture, ITestOutputHelper 
         await Fixture.Broker.StopAsync();
         Assert.Equal(503, await daemon.GetStatusAsync("/v2/health/ready"));
         long storedWhileDown = StoreProbe.Samples(store);
+        Assert.True(storedWhileDown < total, $"the broker stopped only after all {total} were stored: the test did not exercise a restart mid-stream");
         await Task.Delay(1000);
         Assert.Equal(storedWhileDown, StoreProbe.Samples(store));
         await Fixture.Broker.StartAgainAsync();
@@ -58,7 +59,7 @@ public sealed class BrokerRestartTests(BrokerFixture fixture, ITestOutputHelper 
         }
 
         var resumeTime = restarted.Elapsed;
-        var summary = await publishing;
+        var summary = await publishing.WaitAsync(TimeSpan.FromMinutes(4)); // a hung publisher is a failure, not a stuck CI
         long confirmed = summary.Confirmed, failed = summary.Failed, retried = summary.Retried;
         Assert.True(failed == 0, $"{failed} publishes failed, e.g. {string.Join("; ", summary.FailedIds.Take(3))}");
         output.WriteLine($"publisher: confirmed {confirmed}, retried {retried}, reconnects {summary.Reconnects}");

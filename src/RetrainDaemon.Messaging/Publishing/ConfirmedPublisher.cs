@@ -144,7 +144,10 @@ public sealed partial class ConfirmedPublisher : IAsyncDisposable
                             ContentType = EventTypes.StructuredJsonContentType,
                             MessageId = message.EventId,
                         };
-                        await channel.BasicPublishAsync(Topology.IngestExchange, message.RoutingKey, mandatory: true, properties, message.Body, deadline.Token).ConfigureAwait(false);
+                        // WaitAsync as well as the token: a publish caught in the client's broken state can ignore
+                        // its token and never finish; abandoning it after the deadline keeps the run moving.
+                        await channel.BasicPublishAsync(Topology.IngestExchange, message.RoutingKey, mandatory: true, properties, message.Body, deadline.Token)
+                            .AsTask().WaitAsync(PublishDeadline + TimeSpan.FromSeconds(1), cancellationToken).ConfigureAwait(false);
                         Interlocked.Increment(ref confirmed);
                         return;
                     }
@@ -232,7 +235,7 @@ public sealed partial class ConfirmedPublisher : IAsyncDisposable
     /// channel disposed under us by a reconnect (ObjectDisposedException).
     /// </summary>
     private static bool IsRetryable(Exception ex) =>
-        ex is PublishException or AlreadyClosedException or OperationInterruptedException or OperationCanceledException or IOException or ObjectDisposedException;
+        ex is PublishException or AlreadyClosedException or OperationInterruptedException or OperationCanceledException or IOException or ObjectDisposedException or TimeoutException;
 
     public async ValueTask DisposeAsync()
     {
