@@ -2,6 +2,7 @@ using RetrainDaemon.Data.Datasets;
 using RetrainDaemon.Training.Checkpoints;
 using RetrainDaemon.Training.Data;
 using RetrainDaemon.Training.Models;
+using RetrainDaemon.Training.Trainers;
 using TorchSharp;
 using Xunit.Abstractions;
 using static TorchSharp.torch;
@@ -187,7 +188,7 @@ public sealed class CheckpointTests(ITestOutputHelper output) : IDisposable
             optimizer.zero_grad();
             var value = functional.cross_entropy(model.forward(x), y);
             value.backward();
-            optimizer.step();
+            OptimizerStep.Run(optimizer);
             loss = value.item<float>();
         }
 

@@ -1,6 +1,7 @@
 using RetrainDaemon.Data.Datasets;
 using RetrainDaemon.Training.Data;
 using RetrainDaemon.Training.Models;
+using RetrainDaemon.Training.Trainers;
 using RetrainDaemon.Training.Runtime;
 using TorchSharp;
 using Xunit.Abstractions;
@@ -117,7 +118,7 @@ public sealed class OverfitTests(ITestOutputHelper output)
             optimizer.zero_grad();
             var value = loss();
             value.backward();
-            optimizer.step();
+            OptimizerStep.Run(optimizer);
             losses.Add(value.item<float>());
         }
 

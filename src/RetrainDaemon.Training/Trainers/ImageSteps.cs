@@ -27,7 +27,7 @@ public sealed class ClassifierStep(FashionClassifier model, TrainingOptions opti
         var loss = functional.cross_entropy(model.forward(images), labels);
         loss.backward();
         Clip.Apply(model.parameters(), options);
-        optimizer.step();
+        OptimizerStep.Run(optimizer);
         return new Dictionary<string, double> { ["loss"] = loss.item<float>() };
     }
 
@@ -76,7 +76,7 @@ public sealed class VaeStep(VaeEncoder encoder, VaeDecoder decoder, TrainingOpti
         var (loss, reconstruction, kl) = Loss(images, labels);
         loss.backward();
         Clip.Apply(encoder.parameters().Concat(decoder.parameters()), options);
-        optimizer.step();
+        OptimizerStep.Run(optimizer);
         return new Dictionary<string, double> { ["loss"] = loss.item<float>(), ["reconstruction"] = reconstruction.item<float>(), ["kl"] = kl.item<float>() };
     }
 
@@ -138,14 +138,14 @@ public sealed class DcganStep(DcganGenerator generator, DcganDiscriminator discr
             dLoss = DiscriminatorLoss(images, y);
             dLoss.backward();
             Clip.Apply(discriminator.parameters(), options);
-            discriminatorOptimizer.step();
+            OptimizerStep.Run(discriminatorOptimizer);
         }
 
         generatorOptimizer.zero_grad();
         var gLoss = functional.binary_cross_entropy_with_logits(discriminator.forward(generator.forward(randn(batch, generator.Config.Latent), y), y), ones(batch, 1));
         gLoss.backward();
         Clip.Apply(generator.parameters(), options);
-        generatorOptimizer.step();
+        OptimizerStep.Run(generatorOptimizer);
         return new Dictionary<string, double> { ["discriminator"] = dLoss.item<float>(), ["generator"] = gLoss.item<float>() };
     }
 
