@@ -1,44 +1,24 @@
-using System.Runtime;
 using static TorchSharp.torch;
 
 namespace RetrainDaemon.Training.Trainers;
 
 /// <summary>
-/// Runs <c>optimizer.step()</c> inside a no-GC region. TorchSharp 0.107's Adam/AdamW pass scalars
-/// converted implicitly from doubles straight into native calls (<c>param.addcdiv_(…, value: -step_size)</c>)
-/// without keeping the managed <c>Scalar</c> alive; a garbage collection during that call can finalize
-/// it and free the native scalar in use. We saw it as an intermittent
-/// "Expected false to be true … toFloat at c10/core/Scalar.h" (a freed scalar's tag no longer valid)
-/// in CI. Inside a no-GC region no collection, hence no such finalization, can happen.
-/// See dotnet/TorchSharp#1434 and #1496 on implicitly created scalars.
+/// Runs <c>optimizer.step()</c> right after a gen-0 collection. TorchSharp 0.107's Adam/AdamW pass
+/// scalars converted implicitly from doubles straight into native calls
+/// (<c>param.addcdiv_(…, value: -step_size)</c>) without keeping the managed <c>Scalar</c> alive; a
+/// garbage collection during that call can finalize it and free the native scalar in use. CI saw it
+/// as an intermittent "Expected false to be true … toFloat at c10/core/Scalar.h" (a freed scalar's
+/// tag). Starting the step with an empty gen-0 budget makes a collection inside it (which needs the
+/// step's few kilobytes of wrappers to exhaust the budget) practically impossible. A no-GC region was
+/// tried first and made the process RSS grow steadily (the flat-memory test caught it).
+/// This narrows the race; it does not close it — the real fix is in TorchSharp (dotnet/TorchSharp#1434,
+/// #1496) or an optimizer of our own that keeps its scalars alive.
 /// </summary>
 public static class OptimizerStep
 {
-    // Managed allocations of one step (tensor and scalar wrappers, state lookups) stay far below this.
-    private const long AllocationBudget = 16L * 1024 * 1024;
-
     public static void Run(optim.Optimizer optimizer)
     {
-        bool noGc = false;
-        try
-        {
-            noGc = GCSettings.LatencyMode != GCLatencyMode.NoGCRegion && GC.TryStartNoGCRegion(AllocationBudget);
-        }
-        catch (InvalidOperationException)
-        {
-            // Another region is active on this process; step without one.
-        }
-
-        try
-        {
-            optimizer.step();
-        }
-        finally
-        {
-            if (noGc && GCSettings.LatencyMode == GCLatencyMode.NoGCRegion)
-            {
-                GC.EndNoGCRegion();
-            }
-        }
+        GC.Collect(0, GCCollectionMode.Forced, blocking: true);
+        optimizer.step();
     }
 }
