@@ -64,6 +64,7 @@ public static class RetrainCli
         root.Subcommands.Add(TrainCommand.Create());
         root.Subcommands.Add(TuneCommand.Create());
         root.Subcommands.Add(ExportCommand.Create());
+        root.Subcommands.Add(ExtractorCommand.Create());
 
         var parsed = root.Parse(args);
         // Long enough for the host's own graceful shutdown (30 s) to finish after SIGTERM/SIGINT.
