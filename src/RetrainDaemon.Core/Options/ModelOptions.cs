@@ -27,6 +27,9 @@ public sealed class ModelOptions
 
     public TextLimitOptions Text { get; set; } = new();
 
+    /// <summary>The promotion gate; empty (no checks) is valid but admits no candidate.</summary>
+    public Gate.GateOptions Gate { get; set; } = new();
+
     public Modality ParsedModality => string.Equals(Modality, "image", StringComparison.OrdinalIgnoreCase)
         ? Contracts.Modality.Image
         : Contracts.Modality.Text;

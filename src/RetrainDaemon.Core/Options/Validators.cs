@@ -217,6 +217,8 @@ public sealed partial class ModelCatalogOptionsValidator : IValidateOptions<Mode
                 f.Range($"{model}:Text:MaxChars", o.Text.MaxChars, 1, 1_000_000);
                 f.Range($"{model}:Text:MaxSourceChars", o.Text.MaxSourceChars, 1, 1_000_000);
             }
+
+            Gate.GateOptionsValidator.Collect(f, $"{model}:Gate", o.Gate, o.Modality);
         }
 
         return f.Result();
