@@ -42,6 +42,8 @@ public static class RetrainCli
             Bind(configuration, StoreOptions.Section, new StoreOptionsValidator(), failures);
             Bind(configuration, HttpOptions.Section, new HttpOptionsValidator(), failures);
             Bind(configuration, TrainingHostOptions.Section, new TrainingHostOptionsValidator(), failures);
+            Bind(configuration, EvaluationOptions.Section, new EvaluationOptionsValidator(), failures);
+            Bind(configuration, RegistryOptions.Section, new RegistryOptionsValidator(), failures);
             BindModels(configuration, failures);
             if (failures.Count > 0)
             {
@@ -65,10 +67,14 @@ public static class RetrainCli
         root.Subcommands.Add(TuneCommand.Create());
         root.Subcommands.Add(ExportCommand.Create());
         root.Subcommands.Add(ExtractorCommand.Create());
+        root.Subcommands.Add(EvalCommand.Create());
+        root.Subcommands.Add(GateCommand.Create());
+        root.Subcommands.Add(ModelsCommands.Create());
 
         var parsed = root.Parse(args);
         // Long enough for the host's own graceful shutdown (30 s) to finish after SIGTERM/SIGINT.
-        var invocation = new InvocationConfiguration { ProcessTerminationTimeout = TimeSpan.FromSeconds(45) };
+        // Exceptions reach the handler below (configuration problems as a list, exit 2) instead of System.CommandLine printing a stack trace.
+        var invocation = new InvocationConfiguration { ProcessTerminationTimeout = TimeSpan.FromSeconds(45), EnableDefaultExceptionHandler = false };
         try
         {
             return await parsed.InvokeAsync(invocation);
@@ -76,6 +82,17 @@ public static class RetrainCli
         catch (ConfigurationInvalidException ex)
         {
             return ReportInvalid(ex.Failures);
+        }
+        catch (OperationCanceledException)
+        {
+            Console.Error.WriteLine("retrain-daemon: cancelled");
+            return 130;
+        }
+        catch (Exception ex) when (ex is IOException or InvalidDataException or ArgumentException or InvalidOperationException or UnauthorizedAccessException or Core.Registry.RegistryException)
+        {
+            // Expected failures (missing or damaged files, bad input, refused registry operations) as one line naming what was wrong.
+            Console.Error.WriteLine($"retrain-daemon: {ex.Message}");
+            return 1;
         }
     }
 

@@ -1,0 +1,65 @@
+using System.Text.Json.Nodes;
+using RetrainDaemon.Core.Gate;
+using RetrainDaemon.Core.Options;
+using RetrainDaemon.Core.Registry;
+using RetrainDaemon.Evaluation.Extractors;
+using RetrainDaemon.Evaluation.Images;
+
+namespace RetrainDaemon.Evaluation.Gating;
+
+/// <summary>A candidate's gate outcome: the report, both evaluations, and which champion it was compared with.</summary>
+public sealed record GatedCandidate(GateReport Report, ImageEvaluation Candidate, ImageEvaluation? Champion, int? ChampionVersion, string? ChampionProblem);
+
+/// <summary>
+/// Gates an exported image generator against the model's champion and records the outcome in the
+/// registry. The champion is re-scored now, from its verified registry file, by the same protocol
+/// (same latents, reference set and extractor) as the candidate, rather than trusting the scores
+/// in its manifest, which may come from an older reference set: what is compared is comparable.
+/// A champion that does not verify is not compared with (its problem is reported): the candidate
+/// then faces the value thresholds alone, as a first model would.
+/// </summary>
+public sealed class ImageCandidateGate(EvaluationOptions options, OnnxFeatureExtractor extractor, ModelRegistry registry)
+{
+    private readonly ImageEvaluator evaluator = new(options, extractor);
+
+    public GatedCandidate Evaluate(string model, string candidateOnnx, GeneratorRange range, ImageReferenceSet reference, GateOptions gate, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(gate);
+        var candidate = evaluator.Evaluate(candidateOnnx, range, reference, cancellationToken);
+        var resolution = registry.ResolveServable(model);
+        ImageEvaluation? champion = null;
+        if (resolution.Verified is { } verified)
+        {
+            champion = evaluator.Evaluate(verified.ModelPath, range, reference, cancellationToken);
+        }
+
+        var report = GateDecision.Evaluate(gate, candidate.Metrics, champion?.Metrics);
+        return new GatedCandidate(report, candidate, champion, resolution.Verified?.Version, resolution.Version is null ? null : resolution.Problem);
+    }
+
+    /// <summary>
+    /// Records the candidate: a passing one becomes a servable version and the champion (the old
+    /// champion becomes previous); a failing one is kept as a rejected candidate with its report.
+    /// </summary>
+    public PublishResult Publish(string model, IReadOnlyDictionary<string, string> files, GatedCandidate gated, IReadOnlyDictionary<string, string> hyperparameters,
+        ExportParity? parity = null, string? runId = null, long? dataWatermark = null)
+    {
+        ArgumentNullException.ThrowIfNull(gated);
+        return registry.Publish(new PublishRequest
+        {
+            Model = model,
+            Status = gated.Report.Passed ? VersionStatus.Passed : VersionStatus.Rejected,
+            Files = files,
+            RunId = runId,
+            ParentVersion = gated.ChampionVersion,
+            DataWatermark = dataWatermark,
+            Hyperparameters = hyperparameters,
+            Metrics = gated.Candidate.Metrics,
+            GateReport = JsonNode.Parse(gated.Report.ToJson()),
+            Parity = parity,
+            MaxBatchSize = 256,
+            Alias = gated.Report.Passed ? PublishAlias.Champion : PublishAlias.None,
+            Reason = gated.Report.Passed ? $"passed the gate ({gated.Report.Checks} checks)" : null,
+        });
+    }
+}

@@ -1,0 +1,115 @@
+using System.CommandLine;
+using System.Globalization;
+using RetrainDaemon.Core.Options;
+using RetrainDaemon.Core.Registry;
+using RetrainDaemon.Data.Store;
+using RetrainDaemon.Evaluation.Extractors;
+using RetrainDaemon.Evaluation.Gating;
+using RetrainDaemon.Evaluation.Images;
+
+namespace RetrainDaemon.Cli;
+
+/// <summary>
+/// <c>gate</c>: scores a candidate generator (ONNX) and the model's champion by the same protocol,
+/// applies the model's configured gate, prints the report, and with <c>--publish</c> records the
+/// outcome in the registry (passed → new version and champion; failed → rejected candidate).
+/// Exit codes: 0 passed, 3 failed the gate, 1 error, 2 invalid configuration.
+/// </summary>
+internal static class GateCommand
+{
+    public const int ExitRejected = 3;
+
+    public static Command Create()
+    {
+        var model = new Option<string>("--model") { Description = "The model (its Gate comes from Models:<model>:Gate).", Required = true };
+        var onnx = new Option<string>("--onnx") { Description = "The candidate generator (exported ONNX file).", Required = true };
+        var family = new Option<string>("--family") { Description = "dcgan (tanh output) or vae (sigmoid output).", DefaultValueFactory = _ => "dcgan" };
+        family.AcceptOnlyFromAmong("dcgan", "vae");
+        var reference = new Option<string>("--reference") { Description = "store or fashion-mnist (see eval).", DefaultValueFactory = _ => "store" };
+        reference.AcceptOnlyFromAmong("store", "fashion-mnist");
+        var publish = new Option<bool>("--publish") { Description = "Record the outcome in the registry (passed: new champion; failed: rejected candidate with its report)." };
+        var parity = new Option<double?>("--parity-max-abs-diff") { Description = "The export parity measured for the candidate, recorded in its manifest." };
+        var json = new Option<bool>("--json") { Description = "Print the gate report as JSON." };
+        var command = new Command("gate", "Gate a candidate generator against the model's champion (same protocol, same seeds) and optionally publish the outcome to the registry.");
+        foreach (var o in new Option[] { model, onnx, family, reference, publish, parity, json })
+        {
+            command.Options.Add(o);
+        }
+
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            var configuration = RetrainCli.Configuration(parse);
+            var failures = new List<string>();
+            var evaluation = RetrainCli.Bind(configuration, EvaluationOptions.Section, new EvaluationOptionsValidator(), failures);
+            var registryOptions = RetrainCli.Bind(configuration, RegistryOptions.Section, new RegistryOptionsValidator(), failures);
+            var storeOptions = RetrainCli.Bind(configuration, StoreOptions.Section, new StoreOptionsValidator(), failures);
+            var models = RetrainCli.BindModels(configuration, failures);
+            if (failures.Count > 0)
+            {
+                throw new ConfigurationInvalidException(failures);
+            }
+
+            string modelName = parse.GetValue(model)!;
+            if (!models.TryGet(modelName, out var modelOptions))
+            {
+                Console.Error.WriteLine($"retrain-daemon: '{modelName}' is not a configured model (Models: {string.Join(", ", models.Models.Keys)})");
+                return 2;
+            }
+
+            if (modelOptions.Gate.Checks.Count == 0)
+            {
+                Console.Error.WriteLine($"retrain-daemon: Models:{modelName}:Gate has no checks; configure the gate first (a model without checks never passes)");
+                return 2;
+            }
+
+            string candidate = parse.GetValue(onnx)!;
+            if (!File.Exists(candidate))
+            {
+                Console.Error.WriteLine($"retrain-daemon: '{candidate}' does not exist");
+                return 1;
+            }
+
+            ImageReferenceSet set;
+            long? watermark = null;
+            if (parse.GetValue(reference) == "fashion-mnist")
+            {
+                set = ReferenceSets.FashionMnist(evaluation.MaxReferenceSamples, evaluation.MaxTrainingSamples);
+            }
+            else
+            {
+                await using var store = new SqliteSampleStore(storeOptions);
+                watermark = await store.GetWatermarkAsync(cancellationToken);
+                set = await ReferenceSets.FromStoreAsync(store, modelName, watermark.Value, evaluation.MaxReferenceSamples, evaluation.MaxTrainingSamples, cancellationToken);
+                if (set.Holdout.Count < 2 || set.Training.Count < 2)
+                {
+                    Console.Error.WriteLine($"retrain-daemon: the store has {set.Holdout.Count} holdout and {set.Training.Count} training images of '{modelName}' (need 2 of each); publish data first or use --reference fashion-mnist");
+                    return 1;
+                }
+            }
+
+            var registry = new ModelRegistry(registryOptions);
+            using var extractor = new OnnxFeatureExtractor(evaluation.Extractor, evaluation.Threads);
+            var gate = new ImageCandidateGate(evaluation, extractor, registry);
+            string fam = parse.GetValue(family)!;
+            Console.Error.WriteLine($"gating {candidate} for '{modelName}' against {set.Name} ({evaluation.SampleCount} samples, seed {evaluation.Seed})");
+            var gated = gate.Evaluate(modelName, candidate, fam == "vae" ? GeneratorRange.Unit : GeneratorRange.Tanh, set, modelOptions.Gate, cancellationToken);
+            if (gated.ChampionProblem is { } problem)
+            {
+                Console.Error.WriteLine($"warning: the champion was not compared with: {problem}");
+            }
+
+            Console.WriteLine(parse.GetValue(json) ? gated.Report.ToJson() : gated.Report.ToText());
+            if (parse.GetValue(publish))
+            {
+                var result = gate.Publish(modelName, new Dictionary<string, string> { [RegistryLayout.ModelFileName] = candidate }, gated,
+                    new Dictionary<string, string> { ["family"] = fam },
+                    parse.GetValue(parity) is double diff ? new ExportParity(diff, 1e-5, 0) : null, dataWatermark: watermark);
+                Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"published {modelName} v{result.Version} ({result.Status}); champion {result.Aliases.Champion?.ToString(CultureInfo.InvariantCulture) ?? "none"}"));
+            }
+
+            return gated.Report.Passed ? 0 : ExitRejected;
+        });
+        return command;
+    }
+}
