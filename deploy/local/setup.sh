@@ -3,7 +3,8 @@
 # datasets (Debian packages; nothing is downloaded at run time). Idempotent; quiet when all is there.
 set -euo pipefail
 
-packages=(rabbitmq-server dataset-fashion-mnist fortunes fortunes-min python3-onnx)
+# libopenblas0-pthread: FID, KID and the novelty metrics call its BLAS/LAPACK (src/RetrainDaemon.Evaluation/LinearAlgebra).
+packages=(rabbitmq-server dataset-fashion-mnist fortunes fortunes-min python3-onnx libopenblas0-pthread)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

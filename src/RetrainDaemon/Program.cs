@@ -7,6 +7,7 @@ return await RetrainCli.InvokeAsync(args, static async (configuration, cancellat
     var builder = WebApplication.CreateSlimBuilder();
     builder.AddDaemonDefaults(configuration);
     builder.AddStore();
+    builder.AddRegistry();
     builder.AddIngestion();
 
     await using var app = builder.Build();

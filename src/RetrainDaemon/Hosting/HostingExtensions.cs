@@ -2,6 +2,7 @@ using System.Text.Json;
 using Microsoft.Extensions.Options;
 using Prometheus;
 using RetrainDaemon.Core.Options;
+using RetrainDaemon.Core.Registry;
 using RetrainDaemon.Data.Store;
 using RetrainDaemon.Messaging.Broker;
 using RetrainDaemon.Messaging.Ingestion;
@@ -34,6 +35,16 @@ public static class HostingExtensions
     {
         builder.Services.AddValidatedOptions<StoreOptions, StoreOptionsValidator>(StoreOptions.Section);
         builder.Services.AddSingleton<ISampleStore>(sp => new SqliteSampleStore(sp.GetRequiredService<IOptions<StoreOptions>>().Value));
+        return builder;
+    }
+
+    /// <summary>The model registry (recovered at start) and the evaluation protocol's options.</summary>
+    public static WebApplicationBuilder AddRegistry(this WebApplicationBuilder builder)
+    {
+        builder.Services.AddValidatedOptions<RegistryOptions, RegistryOptionsValidator>(RegistryOptions.Section);
+        builder.Services.AddValidatedOptions<EvaluationOptions, EvaluationOptionsValidator>(EvaluationOptions.Section);
+        builder.Services.AddSingleton(sp => new ModelRegistry(sp.GetRequiredService<IOptions<RegistryOptions>>().Value));
+        builder.Services.AddHostedService<RegistryRecovery>();
         return builder;
     }
 
