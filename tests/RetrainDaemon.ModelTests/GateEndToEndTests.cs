@@ -107,6 +107,19 @@ public sealed class GateEndToEndTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(published.Version, registry.ResolveServable("fashion-dcgan").Version);
         Assert.False(GateReport.FromJson(registry.Inspect("fashion-dcgan", rejected.Version)!.Manifest!.GateReport!.ToJsonString()).Passed);
 
+        // A champion edited by hand is refused, and the gate fails closed instead of skipping its change checks.
+        string championFile = registry.ResolveServable("fashion-dcgan").Verified!.ModelPath;
+        var original = File.ReadAllBytes(championFile);
+        var tampered = (byte[])original.Clone();
+        tampered[^100] ^= 0xFF;
+        File.WriteAllBytes(championFile, tampered);
+        var closed = gate.Evaluate("fashion-dcgan", trained, GeneratorRange.Tanh, reference, Gate);
+        output.WriteLine(closed.Report.ToText());
+        Assert.False(closed.Report.Passed);
+        Assert.Contains("not comparable with the champion", closed.Report.ToText(), StringComparison.Ordinal);
+        Assert.Contains("sha256", closed.ChampionProblem, StringComparison.Ordinal);
+        File.WriteAllBytes(championFile, original);
+
         // Scored by a different protocol (another latent seed), the same good candidate is not comparable: fail closed.
         var otherProtocol = new ImageEvaluator(Options(seed: 12), extractor).Evaluate(trained, GeneratorRange.Tanh, reference);
         Assert.NotEqual(candidate.Metrics.Single(m => m.Metric == "fid").Signature, otherProtocol.Metrics.Single(m => m.Metric == "fid").Signature);

@@ -162,7 +162,7 @@ public sealed class ModelRegistry
         RegistryLayout.RequireModelName(model);
         if (!Directory.Exists(ModelDirectory(model)))
         {
-            return new ServableResolution(model, alias, null, null, $"no model '{model}' in the registry at {Root}");
+            return new ServableResolution(model, alias, null, null, $"no model '{model}' in the registry at {Root}", Absent: true);
         }
 
         if (!TryReadAliases(model, out var aliases, out var problem))
@@ -173,7 +173,7 @@ public sealed class ModelRegistry
         int? version = aliases?.Get(alias);
         if (version is null)
         {
-            return new ServableResolution(model, alias, null, null, $"{model} has no {alias} yet");
+            return new ServableResolution(model, alias, null, null, $"{model} has no {alias} yet", Absent: true);
         }
 
         return TryVerify(model, version.Value, out var verified, out problem)

@@ -154,7 +154,7 @@ public sealed record ModelListing(string Model, ModelAliases? Aliases, string? A
 /// A broken champion is refused, never replaced silently by another version: the caller keeps
 /// serving what it already has and reports <see cref="Problem"/> (an operator decides on a rollback).
 /// </summary>
-public sealed record ServableResolution(string Model, string Alias, int? Version, VerifiedVersion? Verified, string? Problem)
+public sealed record ServableResolution(string Model, string Alias, int? Version, VerifiedVersion? Verified, string? Problem, bool Absent = false)
 {
     public bool IsServable => Verified is not null;
 }

@@ -44,16 +44,24 @@ public sealed class OnnxFeatureExtractor : IDisposable
         Name = options.Name.Length > 0 ? options.Name : options.Path.Length == 0 ? PinnedExtractor.Name : Path.GetFileNameWithoutExtension(path);
         using var sessionOptions = new SessionOptions { IntraOpNumThreads = threads, InterOpNumThreads = 1, GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL };
         session = new InferenceSession(bytes, sessionOptions);
-        RequireName(session.InputMetadata.Keys, options.InputName, "input");
-        RequireName(session.OutputMetadata.Keys, options.FeatureOutput, "output");
-        if (options.ProbabilityOutput.Length > 0)
+        try
         {
-            RequireName(session.OutputMetadata.Keys, options.ProbabilityOutput, "output");
-        }
+            RequireName(session.InputMetadata.Keys, options.InputName, "input");
+            RequireName(session.OutputMetadata.Keys, options.FeatureOutput, "output");
+            if (options.ProbabilityOutput.Length > 0)
+            {
+                RequireName(session.OutputMetadata.Keys, options.ProbabilityOutput, "output");
+            }
 
-        if (options.LogitOutput.Length > 0)
+            if (options.LogitOutput.Length > 0)
+            {
+                RequireName(session.OutputMetadata.Keys, options.LogitOutput, "output");
+            }
+        }
+        catch
         {
-            RequireName(session.OutputMetadata.Keys, options.LogitOutput, "output");
+            session.Dispose();
+            throw;
         }
     }
 
@@ -63,8 +71,12 @@ public sealed class OnnxFeatureExtractor : IDisposable
 
     public bool HasClasses => options.ProbabilityOutput.Length > 0 || options.LogitOutput.Length > 0;
 
-    /// <summary><c>extractor:&lt;name&gt;@&lt;sha256 prefix&gt;|layer:&lt;output&gt;|input:&lt;W&gt;x&lt;H&gt;x&lt;C&gt;</c>.</summary>
-    public string Signature => $"extractor:{Name}@{Sha256[..12]}|layer:{options.FeatureOutput}|input:{options.Width}x{options.Height}x{options.Channels}";
+    /// <summary>
+    /// <c>extractor:&lt;name&gt;@&lt;sha256 prefix&gt;|layer:&lt;output&gt;|input:&lt;W&gt;x&lt;H&gt;x&lt;C&gt;|norm:&lt;mean&gt;/&lt;std&gt;|classes:&lt;output&gt;</c>:
+    /// everything that changes the features, so statistics cached under one signature are never reused under another preprocessing.
+    /// </summary>
+    public string Signature => string.Create(System.Globalization.CultureInfo.InvariantCulture,
+        $"extractor:{Name}@{Sha256[..12]}|layer:{options.FeatureOutput}|input:{options.Width}x{options.Height}x{options.Channels}|norm:{options.Mean:R}/{options.Std:R}|classes:{(options.LogitOutput.Length > 0 ? "logits:" + options.LogitOutput : options.ProbabilityOutput.Length > 0 ? options.ProbabilityOutput : "none")}");
 
     /// <summary>Features (and probabilities) of images given as 8-bit pixels of <paramref name="width"/> × <paramref name="height"/> × <paramref name="channels"/>.</summary>
     public ExtractedFeatures Extract(IReadOnlyList<byte[]> images, int width, int height, int channels, string name = "features", CancellationToken cancellationToken = default)
@@ -105,6 +117,11 @@ public sealed class OnnxFeatureExtractor : IDisposable
 
             using var results = session.Run([NamedOnnxValue.CreateFromTensor(options.InputName, tensor)], outputs);
             var featureTensor = results.First(r => r.Name == options.FeatureOutput).AsTensor<float>();
+            if (featureTensor.Dimensions.Length < 1 || featureTensor.Dimensions[0] != batch)
+            {
+                throw new InvalidDataException($"the extractor's '{options.FeatureOutput}' output has shape ({string.Join(", ", featureTensor.Dimensions.ToArray())}) for a batch of {batch}");
+            }
+
             featureDims = (int)(featureTensor.Length / batch);
             features.AddRange(featureTensor);
             if (classOutput.Length > 0)

@@ -172,6 +172,21 @@ public sealed class FeatureStatistics
 
         using (zip)
         {
+            try
+            {
+                return Read(zip, path);
+            }
+            catch (Exception ex) when (ex is EndOfStreamException or FormatException or OverflowException or JsonException or ArgumentException or IndexOutOfRangeException)
+            {
+                // Every way a damaged file can fail is reported as one exception type, naming the file.
+                throw new InvalidDataException($"'{path}' is not a valid statistics file: {ex.Message}", ex);
+            }
+        }
+    }
+
+    private static FeatureStatistics Read(ZipArchive zip, string path)
+    {
+        {
             var (mu, muShape) = ReadNpy(zip, "mu.npy", path);
             var (sigma, sigmaShape) = ReadNpy(zip, "sigma.npy", path);
             if (muShape.Length != 1 || sigmaShape.Length != 2 || sigmaShape[0] != muShape[0] || sigmaShape[1] != muShape[0])
@@ -179,9 +194,13 @@ public sealed class FeatureStatistics
                 throw new InvalidDataException($"'{path}': mu has shape ({string.Join(", ", muShape)}) and sigma ({string.Join(", ", sigmaShape)}); expected (d) and (d, d)");
             }
 
-            var meta = zip.GetEntry("meta.json") is { } entry
-                ? JsonSerializer.Deserialize<StatisticsMeta>(entry.Open())
-                : null;
+            StatisticsMeta? meta = null;
+            if (zip.GetEntry("meta.json") is { } entry)
+            {
+                using var metaStream = entry.Open();
+                meta = JsonSerializer.Deserialize<StatisticsMeta>(metaStream);
+            }
+
             return new FeatureStatistics(mu, sigma, meta?.Count ?? 0, meta?.Signature ?? "");
         }
     }

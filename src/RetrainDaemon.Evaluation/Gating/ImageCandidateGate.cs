@@ -15,8 +15,9 @@ public sealed record GatedCandidate(GateReport Report, ImageEvaluation Candidate
 /// registry. The champion is re-scored now, from its verified registry file, by the same protocol
 /// (same latents, reference set and extractor) as the candidate, rather than trusting the scores
 /// in its manifest, which may come from an older reference set: what is compared is comparable.
-/// A champion that does not verify is not compared with (its problem is reported): the candidate
-/// then faces the value thresholds alone, as a first model would.
+/// Only a model that has no champion yet is gated on value thresholds alone; a champion alias that
+/// exists but cannot be read or does not verify fails the gate closed (an operator repairs or rolls
+/// back the registry first), so a broken registry can never wave a candidate past its change checks.
 /// </summary>
 public sealed class ImageCandidateGate(EvaluationOptions options, OnnxFeatureExtractor extractor, ModelRegistry registry)
 {
@@ -34,7 +35,13 @@ public sealed class ImageCandidateGate(EvaluationOptions options, OnnxFeatureExt
         }
 
         var report = GateDecision.Evaluate(gate, candidate.Metrics, champion?.Metrics);
-        return new GatedCandidate(report, candidate, champion, resolution.Verified?.Version, resolution.Version is null ? null : resolution.Problem);
+        string? championProblem = resolution.IsServable || resolution.Absent ? null : resolution.Problem ?? "the champion cannot be resolved";
+        if (championProblem is not null)
+        {
+            report = report with { Passed = false, Reason = $"not comparable with the champion: {championProblem}" };
+        }
+
+        return new GatedCandidate(report, candidate, champion, resolution.Verified?.Version, championProblem);
     }
 
     /// <summary>

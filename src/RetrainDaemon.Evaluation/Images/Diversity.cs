@@ -101,6 +101,6 @@ public static class Diversity
 
             partial[i] = sum;
         });
-        return partial.Sum() / (n * (n - 1) / 2.0);
+        return partial.Sum() / (n * (n - 1.0) / 2.0);
     }
 }

@@ -57,9 +57,22 @@ public sealed record ImageEvaluation(IReadOnlyList<MetricValue> Metrics, string 
 /// entropy, mean pairwise distance, nearest-neighbour novelty and memorization against training
 /// images, MiFID, and for conditional generators conditional accuracy and per-class FID slices.
 /// </summary>
-public sealed class ImageEvaluator(EvaluationOptions options, OnnxFeatureExtractor extractor)
+public sealed class ImageEvaluator
 {
     private const int PairwiseSamples = 2000;
+
+    private readonly EvaluationOptions options;
+    private readonly OnnxFeatureExtractor extractor;
+
+    public ImageEvaluator(EvaluationOptions options, OnnxFeatureExtractor extractor)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        this.options = options;
+        this.extractor = extractor;
+        // OpenBLAS would otherwise start one thread per core and compete with ONNX Runtime's.
+        LinearAlgebra.OpenBlas.EnsureAvailable();
+        LinearAlgebra.OpenBlas.SetNumThreads(options.Threads);
+    }
 
     public ImageEvaluation Evaluate(string generatorOnnx, GeneratorRange range, ImageReferenceSet reference, CancellationToken cancellationToken = default)
     {
@@ -84,7 +97,7 @@ public sealed class ImageEvaluator(EvaluationOptions options, OnnxFeatureExtract
         var training = reference.Training.Take(options.MaxTrainingSamples).ToList();
         string referenceId = reference.Describe(holdout, holdoutLabels);
         string trainingId = reference.Describe(training, null).Replace(reference.Name + ":", reference.Name + "-train:", StringComparison.Ordinal);
-        string basis = $"{extractor.Signature}|n:{images.Count}|seed:{options.Seed}|gen:{(conditional ? "conditional" : "unconditional")}";
+        string basis = $"{extractor.Signature}|n:{images.Count}|seed:{options.Seed}|gen:{(conditional ? "conditional" : "unconditional")}|range:{range.ToString().ToLowerInvariant()}";
 
         var generated = extractor.Extract(images, reference.Width, reference.Height, reference.Channels, "generated", cancellationToken);
         var referenceStatistics = ReferenceStatistics(holdout, reference, referenceId, cancellationToken);
@@ -133,6 +146,7 @@ public sealed class ImageEvaluator(EvaluationOptions options, OnnxFeatureExtract
             var holdoutFeatures = HoldoutFeatures(holdout, reference, cancellationToken);
             for (int k = 0; k < classes; k++)
             {
+                cancellationToken.ThrowIfCancellationRequested();
                 var generatedRows = Enumerable.Range(0, labels.Count).Where(i => labels[i] == k).ToList();
                 var referenceRows = Enumerable.Range(0, holdoutLabels.Count).Where(i => holdoutLabels[i] == k).ToList();
                 if (generatedRows.Count < 2 || referenceRows.Count < 2)
@@ -148,19 +162,21 @@ public sealed class ImageEvaluator(EvaluationOptions options, OnnxFeatureExtract
         return new ImageEvaluation(metrics, generatorHash, images.Count, options.Seed, conditional, clock.Elapsed);
     }
 
-    private FeatureMatrix? holdoutFeatureCache;
-    private string? holdoutFeatureKey;
+    // The holdout features of the last reference set, keyed by its content hash (one immutable pair,
+    // so a shared evaluator never pairs one set's key with another's features).
+    private (string Key, FeatureMatrix Features)? holdoutFeatures;
 
     private FeatureMatrix HoldoutFeatures(IReadOnlyList<byte[]> holdout, ImageReferenceSet reference, CancellationToken cancellationToken)
     {
-        string key = $"{reference.Name}:{holdout.Count}";
-        if (holdoutFeatureCache is null || holdoutFeatureKey != key)
+        string key = reference.Describe(holdout, reference.HoldoutLabels.Take(holdout.Count).ToList());
+        if (holdoutFeatures is { } cached && cached.Key == key)
         {
-            holdoutFeatureCache = extractor.Extract(holdout, reference.Width, reference.Height, reference.Channels, "holdout", cancellationToken).Features;
-            holdoutFeatureKey = key;
+            return cached.Features;
         }
 
-        return holdoutFeatureCache;
+        var features = extractor.Extract(holdout, reference.Width, reference.Height, reference.Channels, "holdout", cancellationToken).Features;
+        holdoutFeatures = (key, features);
+        return features;
     }
 
     /// <summary>Reference statistics are computed once per (reference set, extractor) and cached as .npz.</summary>
@@ -178,9 +194,9 @@ public sealed class ImageEvaluator(EvaluationOptions options, OnnxFeatureExtract
                     return cached;
                 }
             }
-            catch (InvalidDataException)
+            catch (Exception ex) when (ex is InvalidDataException or IOException)
             {
-                // A damaged cache entry is recomputed and replaced.
+                // A damaged cache entry is recomputed and replaced (Load reports every parse error as InvalidDataException).
             }
         }
 
@@ -205,7 +221,18 @@ public sealed class ImageEvaluator(EvaluationOptions options, OnnxFeatureExtract
 
         int latent = latentMeta.Dimensions[1];
         bool conditional = session.InputMetadata.ContainsKey("label");
-        int classes = conditional ? Math.Max(1, reference.HoldoutLabels.DefaultIfEmpty(-1).Max() + 1) : 0;
+        int classes = 0;
+        if (conditional)
+        {
+            // Classes i mod C are requested; C comes from the labelled holdout, which must carry class indices.
+            if (reference.HoldoutLabels.Count == 0 || reference.HoldoutLabels.Any(l => l < 0))
+            {
+                throw new ArgumentException($"the generator is class-conditioned, but the holdout of '{reference.Name}' has samples without an integer class label");
+            }
+
+            classes = reference.HoldoutLabels.Max() + 1;
+        }
+
         int n = options.SampleCount;
         int pixels = reference.Width * reference.Height * reference.Channels;
         var random = new Random(options.Seed);
@@ -236,12 +263,20 @@ public sealed class ImageEvaluator(EvaluationOptions options, OnnxFeatureExtract
 
             using var results = session.Run(feeds, ["image"]);
             var output = results[0].AsTensor<float>();
-            if (output.Length != (long)batch * pixels)
+            var shape = output.Dimensions.ToArray();
+            if (shape.Length != 4 || shape[0] != batch || shape[1] != reference.Channels || shape[2] != reference.Height || shape[3] != reference.Width)
             {
-                throw new ArgumentException($"the generator's image output has {output.Length / batch} values per sample; the reference set's images have {pixels} ({reference.Width}x{reference.Height}x{reference.Channels})");
+                throw new ArgumentException($"the generator's image output has shape ({string.Join(", ", shape)}); expected (batch {batch}, {reference.Channels}, {reference.Height}, {reference.Width}) channel-first like the reference set's images");
             }
 
             var values = output.ToArray();
+            int bad = Array.FindIndex(values, v => !float.IsFinite(v));
+            if (bad >= 0)
+            {
+                // Clamping would turn NaN into black pixels and score a diverged model as if it were valid.
+                throw new InvalidDataException($"the generator produced a non-finite value ({values[bad]}) for sample {start + bad / pixels}: the model has diverged");
+            }
+
             int plane = reference.Width * reference.Height;
             for (int i = 0; i < batch; i++)
             {

@@ -99,6 +99,11 @@ internal static unsafe partial class OpenBlas
             throw new InvalidOperationException($"LAPACK dsyevd workspace query failed (info {info})");
         }
 
+        if (workQuery > int.MaxValue)
+        {
+            throw new InvalidOperationException($"LAPACK dsyevd needs a workspace of {workQuery} doubles for n = {n}, more than one array can hold");
+        }
+
         lwork = Math.Max(1, (int)workQuery);
         liwork = Math.Max(1, iworkQuery);
         var work = new double[lwork];
@@ -111,7 +116,9 @@ internal static unsafe partial class OpenBlas
 
         if (info != 0)
         {
-            throw new InvalidOperationException($"LAPACK dsyevd did not converge (info {info})");
+            throw new InvalidOperationException(info < 0
+                ? $"LAPACK dsyevd rejected argument {-info} (a bug in the caller)"
+                : $"LAPACK dsyevd did not converge (info {info})");
         }
     }
 }

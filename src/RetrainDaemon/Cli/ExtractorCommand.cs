@@ -117,7 +117,10 @@ internal static class ExtractorCommand
             }
             finally
             {
-                Directory.Delete(run, recursive: true);
+                if (Directory.Exists(run))
+                {
+                    Directory.Delete(run, recursive: true);
+                }
             }
         }, cancellationToken));
         return command;

@@ -23,7 +23,7 @@ internal static class GateCommand
     {
         var model = new Option<string>("--model") { Description = "The model (its Gate comes from Models:<model>:Gate).", Required = true };
         var onnx = new Option<string>("--onnx") { Description = "The candidate generator (exported ONNX file).", Required = true };
-        var family = new Option<string>("--family") { Description = "dcgan (tanh output) or vae (sigmoid output).", DefaultValueFactory = _ => "dcgan" };
+        var family = new Option<string?>("--family") { Description = "dcgan (tanh output) or vae (sigmoid output); default: the champion's recorded family, else dcgan." };
         family.AcceptOnlyFromAmong("dcgan", "vae");
         var reference = new Option<string>("--reference") { Description = "store or fashion-mnist (see eval).", DefaultValueFactory = _ => "store" };
         reference.AcceptOnlyFromAmong("store", "fashion-mnist");
@@ -88,9 +88,17 @@ internal static class GateCommand
             }
 
             var registry = new ModelRegistry(registryOptions);
+            // Candidate and champion are decoded with one pixel range, so they must be of one family.
+            string? championFamily = registry.ResolveServable(modelName).Verified?.Manifest.Hyperparameters.GetValueOrDefault("family");
+            string fam = parse.GetValue(family) ?? championFamily ?? "dcgan";
+            if (championFamily is not null && championFamily != fam)
+            {
+                Console.Error.WriteLine($"retrain-daemon: the champion of '{modelName}' is a {championFamily} model; a {fam} candidate cannot be compared with it");
+                return 2;
+            }
+
             using var extractor = new OnnxFeatureExtractor(evaluation.Extractor, evaluation.Threads);
             var gate = new ImageCandidateGate(evaluation, extractor, registry);
-            string fam = parse.GetValue(family)!;
             Console.Error.WriteLine($"gating {candidate} for '{modelName}' against {set.Name} ({evaluation.SampleCount} samples, seed {evaluation.Seed})");
             var gated = gate.Evaluate(modelName, candidate, fam == "vae" ? GeneratorRange.Unit : GeneratorRange.Tanh, set, modelOptions.Gate, cancellationToken);
             if (gated.ChampionProblem is { } problem)
