@@ -154,41 +154,57 @@ public static class Novelty
     /// <paramref name="minimumOver"/>. torchmetrics passes (real, generated): per training row, the
     /// closest generated row. The thresholded value is that mean if it is below <paramref name="epsilon"/>, else 1.
     /// </summary>
-    public static (double MeanMinimum, double Thresholded) MemorizationDistance(FeatureMatrix rowsOf, FeatureMatrix minimumOver, double epsilon = 0.1)
+    public static unsafe (double MeanMinimum, double Thresholded) MemorizationDistance(FeatureMatrix rowsOf, FeatureMatrix minimumOver, double epsilon = 0.1)
     {
         ArgumentNullException.ThrowIfNull(rowsOf);
         ArgumentNullException.ThrowIfNull(minimumOver);
         FeatureMatrix.RequireSameDimensions(rowsOf, minimumOver);
-        var a = NormalizedNonZeroRows(rowsOf);
-        var b = NormalizedNonZeroRows(minimumOver);
-        double sum = 0;
-        foreach (var u in a)
+        OpenBlas.EnsureAvailable();
+        var (a, na) = NormalizedNonZeroRows(rowsOf);
+        var (b, nb) = NormalizedNonZeroRows(minimumOver);
+        int d = rowsOf.Dimensions;
+        var minimum = new double[na];
+        minimum.AsSpan().Fill(double.PositiveInfinity);
+        var dots = new double[(long)QueryBlock * ReferenceBlock];
+        fixed (double* ap = a)
+        fixed (double* bp = b)
+        fixed (double* dp = dots)
         {
-            double min = double.PositiveInfinity;
-            foreach (var v in b)
+            // Cosines of unit rows through dgemm, a block of rowsOf against a block of minimumOver at a time.
+            for (int q0 = 0; q0 < na; q0 += QueryBlock)
             {
-                double dot = 0;
-                for (int k = 0; k < u.Length; k++)
+                int queries = Math.Min(QueryBlock, na - q0);
+                for (int r0 = 0; r0 < nb; r0 += ReferenceBlock)
                 {
-                    dot += u[k] * v[k];
+                    int references = Math.Min(ReferenceBlock, nb - r0);
+                    OpenBlas.Dgemm(OpenBlas.ColMajor, OpenBlas.Trans, OpenBlas.NoTrans, references, queries, d, 1.0,
+                        bp + (long)r0 * d, d, ap + (long)q0 * d, d, 0.0, dp, references);
+                    for (int q = 0; q < queries; q++)
+                    {
+                        double min = minimum[q0 + q];
+                        for (int r = 0; r < references; r++)
+                        {
+                            min = Math.Min(min, 1 - Math.Abs(dots[(long)q * references + r]));
+                        }
+
+                        minimum[q0 + q] = min;
+                    }
                 }
-
-                min = Math.Min(min, 1 - Math.Abs(dot));
             }
-
-            sum += min;
         }
 
-        double mean = sum / a.Count;
+        double mean = minimum.Average();
         return (mean, mean < epsilon ? mean : 1.0);
     }
 
     /// <summary>MiFID = FID / (thresholded memorization distance + 1e-14), or 0 when FID ≤ 1e-8 (torchmetrics' rule).</summary>
     public static double MiFid(double fid, double thresholdedDistance) => fid > 1e-8 ? fid / (thresholdedDistance + 1e-14) : 0;
 
-    private static List<double[]> NormalizedNonZeroRows(FeatureMatrix m)
+    private static (double[] Rows, int Count) NormalizedNonZeroRows(FeatureMatrix m)
     {
-        var rows = new List<double[]>(m.Rows);
+        int d = m.Dimensions;
+        var rows = new double[(long)m.Rows * d];
+        int count = 0;
         for (int i = 0; i < m.Rows; i++)
         {
             var row = m.Row(i);
@@ -205,21 +221,20 @@ public static class Novelty
             }
 
             double norm = Math.Sqrt(squares);
-            var normalized = new double[row.Length];
-            for (int k = 0; k < row.Length; k++)
+            for (int k = 0; k < d; k++)
             {
-                normalized[k] = row[k] / norm;
+                rows[(long)count * d + k] = row[k] / norm;
             }
 
-            rows.Add(normalized);
+            count++;
         }
 
-        if (rows.Count == 0)
+        if (count == 0)
         {
             throw new ArgumentException($"{m.Name}: every row sums to 0; the MiFID distance is undefined");
         }
 
-        return rows;
+        return (rows, count);
     }
 
     private static void Insert(Span<double> distances, Span<int> indices, double distance, int index)
