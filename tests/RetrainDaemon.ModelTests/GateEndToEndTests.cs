@@ -1,3 +1,4 @@
+using RetrainDaemon.Core.Imaging;
 using RetrainDaemon.Core.Evaluation;
 using RetrainDaemon.Core.Gate;
 using RetrainDaemon.Core.Options;

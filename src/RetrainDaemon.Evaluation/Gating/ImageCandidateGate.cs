@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using RetrainDaemon.Core.Imaging;
 using RetrainDaemon.Core.Gate;
 using RetrainDaemon.Core.Options;
 using RetrainDaemon.Core.Registry;

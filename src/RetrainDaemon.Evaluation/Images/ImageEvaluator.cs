@@ -4,21 +4,12 @@ using System.Security.Cryptography;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
 using RetrainDaemon.Core.Evaluation;
+using RetrainDaemon.Core.Imaging;
 using RetrainDaemon.Core.Options;
 using RetrainDaemon.Evaluation.Extractors;
 using RetrainDaemon.Evaluation.Features;
 
 namespace RetrainDaemon.Evaluation.Images;
-
-/// <summary>The value range a generator's <c>image</c> output is in.</summary>
-public enum GeneratorRange
-{
-    /// <summary>[−1, 1] (tanh: DCGAN).</summary>
-    Tanh,
-
-    /// <summary>[0, 1] (sigmoid: VAE decoder).</summary>
-    Unit,
-}
 
 /// <summary>
 /// The real data a generator is scored against: holdout images (FID reference, per-class
@@ -298,12 +289,8 @@ public sealed class ImageEvaluator
         return (images, labels, conditional, classes);
     }
 
-    /// <summary>The 8-bit pixel PNG serving will produce for a generator output value.</summary>
-    public static byte Quantize(float value, GeneratorRange range)
-    {
-        double unit = range == GeneratorRange.Tanh ? (value + 1.0) / 2.0 : value;
-        return (byte)Math.Round(Math.Clamp(unit, 0, 1) * 255, MidpointRounding.AwayFromZero);
-    }
+    /// <summary>The 8-bit pixel PNG serving will produce for a generator output value (<see cref="PixelQuantizer"/>).</summary>
+    public static byte Quantize(float value, GeneratorRange range) => PixelQuantizer.Quantize(value, range);
 
     private static double StandardNormal(Random random)
     {

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
+using RetrainDaemon.Core.Imaging;
 using RetrainDaemon.Core.Options;
 using RetrainDaemon.Core.Registry;
 using RetrainDaemon.Data.Store;

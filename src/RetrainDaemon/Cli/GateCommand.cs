@@ -1,18 +1,22 @@
 using System.CommandLine;
 using System.Globalization;
+using RetrainDaemon.Core.Contracts;
+using RetrainDaemon.Core.Imaging;
 using RetrainDaemon.Core.Options;
 using RetrainDaemon.Core.Registry;
 using RetrainDaemon.Data.Store;
 using RetrainDaemon.Evaluation.Extractors;
 using RetrainDaemon.Evaluation.Gating;
 using RetrainDaemon.Evaluation.Images;
+using RetrainDaemon.Messaging.Events;
 
 namespace RetrainDaemon.Cli;
 
 /// <summary>
 /// <c>gate</c>: scores a candidate generator (ONNX) and the model's champion by the same protocol,
 /// applies the model's configured gate, prints the report, and with <c>--publish</c> records the
-/// outcome in the registry (passed → new version and champion; failed → rejected candidate).
+/// outcome in the registry (passed → new version and champion; failed → rejected candidate) and then
+/// announces it on <c>retrain.events</c> (<c>model.promoted</c> / <c>model.rejected</c>; a warning if no broker takes it).
 /// Exit codes: 0 passed, 3 failed the gate, 1 error, 2 invalid configuration.
 /// </summary>
 internal static class GateCommand
@@ -114,6 +118,11 @@ internal static class GateCommand
                     parse.GetValue(parity) is double diff ? new ExportParity(diff, 1e-5, 0) : null, dataWatermark: watermark);
                 Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"published {modelName} v{result.Version} ({result.Status}); champion {result.Aliases.Champion?.ToString(CultureInfo.InvariantCulture) ?? "none"}"));
+                // Announced after the registry holds the outcome; a broker that is down only costs a warning.
+                var announcement = gated.Report.Passed
+                    ? ModelEventCodec.EncodePromoted(new ModelPromotedData(modelName, result.Version, result.Aliases.Previous, result.Aliases.History.Count > 0 ? result.Aliases.History[^1].Reason : "passed the gate"))
+                    : ModelEventCodec.EncodeRejected(new ModelRejectedData(modelName, result.Version, result.Aliases.Champion, gated.Report.Headline()));
+                await ModelsCommands.AnnounceAsync(parse, announcement, cancellationToken);
             }
 
             return gated.Report.Passed ? 0 : ExitRejected;

@@ -1,14 +1,19 @@
 using System.CommandLine;
 using System.Globalization;
+using Microsoft.Extensions.Logging.Abstractions;
+using RetrainDaemon.Core.Contracts;
 using RetrainDaemon.Core.Options;
 using RetrainDaemon.Core.Registry;
+using RetrainDaemon.Messaging.Events;
 
 namespace RetrainDaemon.Cli;
 
 /// <summary>
 /// <c>models list | show | promote | rollback</c>: the model registry from the command line. Reads
 /// need no lock; promote and rollback take the model's lock like the daemon does, so they are safe
-/// while it runs. Exit codes: 0 done, 1 refused or not found (the reason on stderr), 2 invalid configuration.
+/// while it runs, and then announce the new champion as <c>model.promoted</c> on <c>retrain.events</c>
+/// (a warning, not a failure, when no broker takes it: servers also watch the registry files).
+/// Exit codes: 0 done, 1 refused or not found (the reason on stderr), 2 invalid configuration.
 /// </summary>
 internal static class ModelsCommands
 {
@@ -133,10 +138,13 @@ internal static class ModelsCommands
             command.Options.Add(option);
         }
 
-        command.SetAction(parse => Run(parse, registry =>
+        command.SetAction((parse, cancellationToken) => RunAsync(parse, async registry =>
         {
-            var aliases = registry.Promote(parse.GetValue(model)!, parse.GetValue(version), parse.GetValue(reason)!);
-            Console.WriteLine($"{parse.GetValue(model)}: champion v{aliases.Champion}, previous {Show(aliases.Previous)} ({aliases.History[^1].Reason})");
+            string name = parse.GetValue(model)!;
+            var aliases = registry.Promote(name, parse.GetValue(version), parse.GetValue(reason)!);
+            var change = aliases.History[^1];
+            Console.WriteLine($"{name}: champion v{aliases.Champion}, previous {Show(aliases.Previous)} ({change.Reason})");
+            await AnnounceAsync(parse, ModelEventCodec.EncodePromoted(new ModelPromotedData(name, aliases.Champion!.Value, change.From, change.Reason)), cancellationToken);
             return 0;
         }));
         return command;
@@ -152,18 +160,64 @@ internal static class ModelsCommands
             command.Options.Add(option);
         }
 
-        command.SetAction(parse => Run(parse, registry =>
+        command.SetAction((parse, cancellationToken) => RunAsync(parse, async registry =>
         {
-            var aliases = registry.Rollback(parse.GetValue(model)!, parse.GetValue(reason)!);
+            string name = parse.GetValue(model)!;
+            var aliases = registry.Rollback(name, parse.GetValue(reason)!);
             var change = aliases.History[^1];
-            Console.WriteLine($"{parse.GetValue(model)}: rolled back from v{change.From} to v{aliases.Champion} ({change.Reason})");
+            Console.WriteLine($"{name}: rolled back from v{change.From} to v{aliases.Champion} ({change.Reason})");
+            // A rollback is a champion change like any other: servers follow it the same way.
+            await AnnounceAsync(parse, ModelEventCodec.EncodePromoted(new ModelPromotedData(name, aliases.Champion!.Value, change.From, change.Reason)), cancellationToken);
             return 0;
         }));
         return command;
     }
 
     /// <summary>Builds the registry from configuration (or <c>--registry</c>) and maps refusals to exit code 1.</summary>
-    private static int Run(ParseResult parse, Func<ModelRegistry, int> action)
+    private static int Run(ParseResult parse, Func<ModelRegistry, int> action) =>
+        RunAsync(parse, registry => Task.FromResult(action(registry))).GetAwaiter().GetResult();
+
+    /// <summary>
+    /// Publishes a registry event after the change it announces, with the <c>Broker</c> settings that
+    /// <c>publish</c> uses, and prints the outcome. Never fails the verb: the change already stands and
+    /// servers also watch the registry files, so a missing broker (or a broken <c>Broker</c> section)
+    /// is a warning. Waits at most <see cref="ModelEventPublisher.DefaultDeadline"/>.
+    /// </summary>
+    internal static async Task AnnounceAsync(ParseResult parse, ModelEventMessage message, CancellationToken cancellationToken)
+    {
+        string what = string.Create(CultureInfo.InvariantCulture, $"{message.RoutingKey} for {message.Subject} v{message.Version}");
+        var failures = new List<string>();
+        var broker = RetrainCli.Bind(RetrainCli.Configuration(parse), BrokerOptions.Section, new BrokerOptionsValidator(), failures);
+        if (failures.Count > 0)
+        {
+            Console.Error.WriteLine($"warning: {what} was not published: the Broker configuration is invalid ({string.Join("; ", failures)}); servers pick the change up from the registry files");
+            return;
+        }
+
+        var publisher = new ModelEventPublisher(broker, NullLogger<ModelEventPublisher>.Instance);
+        ModelEventPublishResult result;
+        try
+        {
+            result = await publisher.PublishAsync(message, cancellationToken);
+        }
+        catch (OperationCanceledException)
+        {
+            Console.Error.WriteLine($"warning: {what} was not published (cancelled); servers pick the change up from the registry files");
+            return;
+        }
+
+        if (result.Published)
+        {
+            Console.WriteLine($"published {what}");
+        }
+        else
+        {
+            Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"warning: {what} was not published to {string.Join(", ", broker.Endpoints)} within {result.Elapsed.TotalSeconds:0.0} s ({result.Problem}); the registry change stands and servers pick it up from the registry files"));
+        }
+    }
+
+    private static async Task<int> RunAsync(ParseResult parse, Func<ModelRegistry, Task<int>> action)
     {
         var configuration = RetrainCli.Configuration(parse);
         var failures = new List<string>();
@@ -183,7 +237,7 @@ internal static class ModelsCommands
 
         try
         {
-            return action(new ModelRegistry(options));
+            return await action(new ModelRegistry(options));
         }
         catch (RegistryException ex)
         {
