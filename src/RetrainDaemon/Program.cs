@@ -1,5 +1,6 @@
 using RetrainDaemon.Cli;
 using RetrainDaemon.Hosting;
+using RetrainDaemon.Serving;
 
 // Composition root. The command line picks a verb; `run` builds the daemon, one AddX() per stage.
 return await RetrainCli.InvokeAsync(args, static async (configuration, cancellationToken) =>
@@ -9,8 +10,11 @@ return await RetrainCli.InvokeAsync(args, static async (configuration, cancellat
     builder.AddStore();
     builder.AddRegistry();
     builder.AddIngestion();
+    builder.AddServing();
+    builder.AddModelEvents();
 
     await using var app = builder.Build();
     app.MapOperationalEndpoints();
+    app.MapServing();
     await app.RunAsync(cancellationToken);
 });

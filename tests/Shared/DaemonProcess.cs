@@ -49,6 +49,9 @@ public sealed partial class DaemonProcess : IAsyncDisposable
         ["Broker:Heartbeat"] = "00:00:10",
         ["Store:Path"] = storePath,
         ["Http:Urls"] = $"http://127.0.0.1:{httpPort}",
+        // Readiness requires every served model to be ready; these daemons have no champion to serve.
+        // Serving tests turn it back on through `extra`.
+        ["Serving:Enabled"] = "false",
     };
 
     public static DaemonProcess Start(PrivateBroker broker, string storePath, IDictionary<string, string>? extra = null, string verb = "run")

@@ -44,6 +44,7 @@ public static class RetrainCli
             Bind(configuration, TrainingHostOptions.Section, new TrainingHostOptionsValidator(), failures);
             Bind(configuration, EvaluationOptions.Section, new EvaluationOptionsValidator(), failures);
             Bind(configuration, RegistryOptions.Section, new RegistryOptionsValidator(), failures);
+            Bind(configuration, ServingOptions.Section, new ServingOptionsValidator(), failures);
             BindModels(configuration, failures);
             if (failures.Count > 0)
             {

@@ -5,7 +5,10 @@ using RetrainDaemon.Core.Options;
 using RetrainDaemon.Core.Registry;
 using RetrainDaemon.Data.Store;
 using RetrainDaemon.Messaging.Broker;
+using RetrainDaemon.Messaging.Events;
 using RetrainDaemon.Messaging.Ingestion;
+using RetrainDaemon.Serving.Http;
+using RetrainDaemon.Serving.Runtime;
 
 namespace RetrainDaemon.Hosting;
 
@@ -63,6 +66,16 @@ public static class HostingExtensions
         return builder;
     }
 
+    /// <summary>
+    /// The <c>model.promoted</c> consumer: tells the serving runtime to look at the registry at once
+    /// (the file watch and poll would find the change anyway, a little later).
+    /// </summary>
+    public static WebApplicationBuilder AddModelEvents(this WebApplicationBuilder builder)
+    {
+        builder.Services.AddModelEvents();
+        return builder;
+    }
+
     public static IServiceCollection AddModelCatalog(this IServiceCollection services)
     {
         services.AddSingleton<IValidateOptions<ModelCatalogOptions>, ModelCatalogOptionsValidator>();
@@ -80,22 +93,32 @@ public static class HostingExtensions
         return services.AddOptions<T>().BindConfiguration(section).ValidateOnStart();
     }
 
-    /// <summary><c>/metrics</c> for Prometheus and the Open Inference Protocol health routes.</summary>
+    /// <summary>
+    /// <c>/metrics</c> for Prometheus and the Open Inference Protocol health routes. Ready (200) needs
+    /// the broker, the store, the consumer and — when <c>Serving:Enabled</c> — every served model;
+    /// the 503 body says which part is not, and for each model why.
+    /// </summary>
     public static WebApplication MapOperationalEndpoints(this WebApplication app)
     {
         app.UseHttpMetrics();
         app.MapMetrics("/metrics");
         app.MapGet("/v2/health/live", () => Results.Json(new { live = true }));
-        app.MapGet("/v2/health/ready", async (BrokerConnector broker, IngestionHealth ingestion, ISampleStore store, CancellationToken cancellationToken) =>
+        app.MapGet("/v2/health/ready", async (BrokerConnector broker, IngestionHealth ingestion, ISampleStore store, IOptions<ServingOptions> serving, IServiceProvider services, CancellationToken cancellationToken) =>
         {
             bool storeUp = ingestion.StoreUp && await store.PingAsync(cancellationToken);
-            bool ready = broker.IsOpen && ingestion.Consuming && storeUp;
+            // Serving: every served model needs a verified, warmed version (a node that should serve and cannot is not ready).
+            bool servingOn = serving.Value.Enabled && services.GetService<IServedModels>() is not null;
+            var models = servingOn ? ServingReadiness.Check(services.GetRequiredService<IServedModels>()) : [];
+            bool modelsReady = models.All(m => m.Ready);
+            bool ready = broker.IsOpen && ingestion.Consuming && storeUp && modelsReady;
             var body = new
             {
                 ready,
                 broker = broker.IsOpen ? "connected" : "disconnected",
                 store = storeUp ? "up" : ingestion.StoreError ?? "down",
                 ingestion = ingestion.Consuming ? "consuming" : "stopped",
+                serving = !servingOn ? "disabled" : modelsReady ? "ready" : "not ready",
+                models = models.Select(m => new { name = m.Name, ready = m.Ready, version = m.Version, reason = m.Reason }),
             };
             return Results.Json(body, statusCode: ready ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable);
         });

@@ -1,0 +1,60 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Runtime.CompilerServices;
+using Microsoft.Extensions.Options;
+using RetrainDaemon.Core.Options;
+
+namespace RetrainDaemon.Serving.Http;
+
+/// <summary>
+/// Admission for <c>/infer</c>, which runs a request as it comes (no batching): at most
+/// <see cref="ServingOptions.QueueCapacity"/> requests per model may be admitted and waiting, beyond
+/// that a request is refused at once with 429; admitted requests run at most one per core at a time,
+/// waiting asynchronously for a slot (no thread blocked), so a burst cannot starve Kestrel's threads
+/// with blocking ONNX Runtime runs. Thread-safe.
+/// </summary>
+internal sealed class InferenceAdmission(IOptions<ServingOptions> options)
+{
+    private readonly ConcurrentDictionary<string, StrongBox<int>> admitted = new(StringComparer.Ordinal);
+    private readonly SemaphoreSlim running = new(Math.Max(1, Environment.ProcessorCount));
+
+    /// <summary>Admits a request and waits for a run slot; dispose the returned slot when the run is over.</summary>
+    /// <exception cref="ServingException">429 when the model already has its capacity of requests admitted.</exception>
+    public async Task<IDisposable> EnterAsync(string model, CancellationToken cancellationToken)
+    {
+        var count = admitted.GetOrAdd(model, _ => new StrongBox<int>());
+        int capacity = options.Value.QueueCapacity;
+        if (Interlocked.Increment(ref count.Value) > capacity)
+        {
+            Interlocked.Decrement(ref count.Value);
+            throw new ServingException(429, FailureReasons.QueueFull,
+                string.Create(CultureInfo.InvariantCulture, $"model '{model}' already has {capacity} inference requests waiting; retry later"));
+        }
+
+        try
+        {
+            await running.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            Interlocked.Decrement(ref count.Value);
+            throw;
+        }
+
+        return new Slot(this, count);
+    }
+
+    private sealed class Slot(InferenceAdmission owner, StrongBox<int> count) : IDisposable
+    {
+        private int released;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref released, 1) == 0)
+            {
+                owner.running.Release();
+                Interlocked.Decrement(ref count.Value);
+            }
+        }
+    }
+}
