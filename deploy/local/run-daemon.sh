@@ -49,12 +49,14 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# Ingestion is what the data below needs; serving becomes ready only once a model has a champion in
+# the registry (retrain-daemon gate --publish, later the fine-tune job), so it is not waited for.
 for _ in $(seq 1 120); do
-    if curl -fsS http://127.0.0.1:9464/v2/health/ready >/dev/null 2>&1; then break; fi
+    if curl -sS http://127.0.0.1:9464/v2/health/ready 2>/dev/null | grep -q '"ingestion":"consuming"'; then break; fi
     kill -0 "$pid" 2>/dev/null || { echo "run-daemon: the daemon exited" >&2; exit 1; }
     sleep 0.5
 done
-echo "run-daemon: daemon ready — metrics at http://127.0.0.1:9464/metrics"
+echo "run-daemon: ingesting — health at http://127.0.0.1:9464/v2/health/ready, metrics at /metrics, models at /v2/models/<name>"
 
 if [ "$publish" = 1 ] && [ "$count" != 0 ]; then
     "${daemon[@]}" publish fashion-mnist --count "$count"
