@@ -18,9 +18,12 @@ internal sealed class InferenceAdmission(IOptions<ServingOptions> options)
     private readonly ConcurrentDictionary<string, StrongBox<int>> admitted = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim running = new(Math.Max(1, Environment.ProcessorCount));
 
-    /// <summary>Admits a request and waits for a run slot; dispose the returned slot when the run is over.</summary>
+    /// <summary>
+    /// Admits a request at once — before its body is read, so that a burst is refused in
+    /// microseconds instead of after parsing — or throws 429. Dispose the ticket when the request is over.
+    /// </summary>
     /// <exception cref="ServingException">429 when the model already has its capacity of requests admitted.</exception>
-    public async Task<IDisposable> EnterAsync(string model, CancellationToken cancellationToken)
+    public Ticket Admit(string model)
     {
         var count = admitted.GetOrAdd(model, _ => new StrongBox<int>());
         int capacity = options.Value.QueueCapacity;
@@ -31,28 +34,31 @@ internal sealed class InferenceAdmission(IOptions<ServingOptions> options)
                 string.Create(CultureInfo.InvariantCulture, $"model '{model}' already has {capacity} inference requests waiting; retry later"));
         }
 
-        try
-        {
-            await running.WaitAsync(cancellationToken).ConfigureAwait(false);
-        }
-        catch
-        {
-            Interlocked.Decrement(ref count.Value);
-            throw;
-        }
-
-        return new Slot(this, count);
+        return new Ticket(this, count);
     }
 
-    private sealed class Slot(InferenceAdmission owner, StrongBox<int> count) : IDisposable
+    /// <summary>An admitted request: it may wait for a run slot; disposing it frees both.</summary>
+    internal sealed class Ticket(InferenceAdmission owner, StrongBox<int> count) : IDisposable
     {
         private int released;
+        private int running;
+
+        /// <summary>Waits (asynchronously) until fewer runs than cores are in progress.</summary>
+        public async Task WaitForRunAsync(CancellationToken cancellationToken)
+        {
+            await owner.running.WaitAsync(cancellationToken).ConfigureAwait(false);
+            Volatile.Write(ref running, 1);
+        }
 
         public void Dispose()
         {
             if (Interlocked.Exchange(ref released, 1) == 0)
             {
-                owner.running.Release();
+                if (Volatile.Read(ref running) == 1)
+                {
+                    owner.running.Release();
+                }
+
                 Interlocked.Decrement(ref count.Value);
             }
         }

@@ -87,12 +87,26 @@ internal static class InferenceEndpoints
         serving.RunAsync(http, ServingRoute.Infer, model, async call =>
         {
             Known(serving, model);
+            InferenceAdmission.Ticket ticket;
+            try
+            {
+                ticket = admission.Admit(model);
+            }
+            catch (ServingException)
+            {
+                // Refused before parsing (fast under a burst), but the body is still read off the wire:
+                // answering while the client is still sending makes it see a broken pipe, not the 429.
+                await http.Request.Body.CopyToAsync(Stream.Null, call.Token).ConfigureAwait(false);
+                throw;
+            }
+
+            using var admitted = ticket;
             var request = await serving.ReadJsonAsync(http, ServingJson.Context.InferRequest, call.Token).ConfigureAwait(false);
             var pending = serving.Metrics.Pending.WithLabels(model);
             pending.Inc();
             try
             {
-                using var slot = await admission.EnterAsync(model, call.Token).ConfigureAwait(false);
+                await ticket.WaitForRunAsync(call.Token).ConfigureAwait(false);
                 if (!serving.Served.TryLease(model, out var lease, out string? reason, out bool unknown))
                 {
                     throw unknown ? NotServed(serving, model) : ServingException.NotReady(reason ?? $"model '{model}' has no ready version");

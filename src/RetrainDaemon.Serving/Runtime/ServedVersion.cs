@@ -91,6 +91,7 @@ public sealed class ServedVersion
         {
             Volatile.Write(ref released, 1);
             Session.Dispose();
+            NativeHeap.TrimSoon();
         }
     }
 }
