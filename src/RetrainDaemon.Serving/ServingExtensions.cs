@@ -59,6 +59,8 @@ public static partial class ServingExtensions
         }
 
         services.TryAddSingleton<ServingMetrics>();
+        services.AddSingleton<ServingDrain>();
+        services.AddHostedService(sp => sp.GetRequiredService<ServingDrain>());
         services.AddSingleton<ServingHttp>();
         services.AddSingleton<InferenceAdmission>();
         services.AddSingleton<IGeneratorBackend, OnnxGeneratorBackend>();
@@ -109,6 +111,22 @@ public static partial class ServingExtensions
         var keys = ApiKeys.Load(options);
         var http = app.Services.GetRequiredService<ServingHttp>();
         var inferenceKey = new ApiKeyFilter(keys, admin: false, http);
+        var drain = app.Services.GetRequiredService<ServingDrain>();
+        app.Use((context, next) =>
+        {
+            // Decided when the answer starts: a request in flight at SIGTERM is answered with it too.
+            context.Response.OnStarting(static state =>
+            {
+                var (response, drain) = ((HttpResponse, ServingDrain))state;
+                if (drain.Draining)
+                {
+                    response.Headers.Connection = "close";
+                }
+
+                return Task.CompletedTask;
+            }, (context.Response, drain));
+            return next(context);
+        });
         app.MapOpenApi("/openapi/{documentName}.json");
 
         app.MapGet("/v2", InferenceEndpoints.ServerMetadataAsync)

@@ -51,6 +51,12 @@ public sealed class ServingOptions
     /// <summary>A request still running after this is cancelled (ONNX Runtime run terminated) and answered 503.</summary>
     public TimeSpan RequestTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// On SIGTERM, how long the server keeps answering (with <c>Connection: close</c>, readiness 503)
+    /// before the listener closes, so keep-alive clients move off instead of being cut mid-request.
+    /// </summary>
+    public TimeSpan DrainDelay { get; set; } = TimeSpan.FromSeconds(1);
+
     /// <summary>Bearer keys for inference routes; empty list and no file = inference needs no key.</summary>
     public List<string> ApiKeys { get; set; } = [];
 
@@ -90,6 +96,10 @@ public sealed class ServingOptionsValidator : IValidateOptions<ServingOptions>
         f.Range(nameof(options.MaxSamplesPerRequest), options.MaxSamplesPerRequest, 1, 4096);
         f.Range(nameof(options.MaxRequestBodyBytes), options.MaxRequestBodyBytes, 1024, 1L << 30);
         f.Positive(nameof(options.RequestTimeout), options.RequestTimeout);
+        if (options.DrainDelay < TimeSpan.Zero || options.DrainDelay > TimeSpan.FromSeconds(20))
+        {
+            f.Add(nameof(options.DrainDelay), options.DrainDelay, "must be between 0 and 20 s (the host's shutdown budget is 30 s)");
+        }
         for (int i = 0; i < options.Models.Count; i++)
         {
             if (string.IsNullOrWhiteSpace(options.Models[i]))

@@ -103,14 +103,16 @@ public static class HostingExtensions
         app.UseHttpMetrics();
         app.MapMetrics("/metrics");
         app.MapGet("/v2/health/live", () => Results.Json(new { live = true }));
-        app.MapGet("/v2/health/ready", async (BrokerConnector broker, IngestionHealth ingestion, ISampleStore store, IOptions<ServingOptions> serving, IServiceProvider services, CancellationToken cancellationToken) =>
+        app.MapGet("/v2/health/ready", async (BrokerConnector broker, IngestionHealth ingestion, ISampleStore store, IOptions<ServingOptions> serving, IServiceProvider services, IHostApplicationLifetime lifetime, CancellationToken cancellationToken) =>
         {
+            // Shutting down (the serving drain period): not ready, so load balancers stop sending.
+            bool stopping = lifetime.ApplicationStopping.IsCancellationRequested;
             bool storeUp = ingestion.StoreUp && await store.PingAsync(cancellationToken);
             // Serving: every served model needs a verified, warmed version (a node that should serve and cannot is not ready).
             bool servingOn = serving.Value.Enabled && services.GetService<IServedModels>() is not null;
             var models = servingOn ? ServingReadiness.Check(services.GetRequiredService<IServedModels>()) : [];
             bool modelsReady = models.All(m => m.Ready);
-            bool ready = broker.IsOpen && ingestion.Consuming && storeUp && modelsReady;
+            bool ready = !stopping && broker.IsOpen && ingestion.Consuming && storeUp && modelsReady;
             var body = new
             {
                 ready,
@@ -119,6 +121,7 @@ public static class HostingExtensions
                 ingestion = ingestion.Consuming ? "consuming" : "stopped",
                 serving = !servingOn ? "disabled" : modelsReady ? "ready" : "not ready",
                 models = models.Select(m => new { name = m.Name, ready = m.Ready, version = m.Version, reason = m.Reason }),
+                stopping,
             };
             return Results.Json(body, statusCode: ready ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable);
         });
