@@ -3,6 +3,7 @@ using System.Diagnostics.CodeAnalysis;
 using System.Security.Cryptography;
 using System.Text.Json;
 using RetrainDaemon.Core.Options;
+using RetrainDaemon.Core.IO;
 
 namespace RetrainDaemon.Core.Registry;
 
@@ -251,13 +252,13 @@ public sealed class ModelRegistry
                 string manifestPath = Path.Combine(temp, RegistryLayout.ManifestName);
                 File.Delete(manifestPath);
                 byte[] encoded = ManifestCodec.Encode(manifest, out _);
-                DurableIO.WriteNewFile(manifestPath, s => s.Write(encoded));
-                DurableIO.SyncDirectory(temp);
+                DurableFiles.WriteNewFile(manifestPath, s => s.Write(encoded));
+                DurableFiles.SyncDirectory(temp);
                 // The number is recorded as used before the folder appears: a crash in between skips a
                 // number, which is harmless; the reverse order could hand the number out twice.
                 WriteCounter(request.Model, version);
                 target = Path.Combine(parent, RegistryLayout.VersionName(version));
-                if (DurableIO.TryRenameNoReplace(temp, target))
+                if (DurableFiles.TryRenameNoReplace(temp, target))
                 {
                     break;
                 }
@@ -267,11 +268,11 @@ public sealed class ModelRegistry
                 manifest = manifest with { Version = version };
             }
 
-            DurableIO.SyncDirectory(parent);
+            DurableFiles.SyncDirectory(parent);
         }
         catch
         {
-            DurableIO.TryDeleteDirectory(temp);
+            DurableFiles.TryDeleteDirectory(temp);
             throw;
         }
 
@@ -466,7 +467,7 @@ public sealed class ModelRegistry
         if (!Directory.Exists(directory))
         {
             Directory.CreateDirectory(directory);
-            DurableIO.SyncDirectory(Root);
+            DurableFiles.SyncDirectory(Root);
         }
 
         return directory;
@@ -478,7 +479,7 @@ public sealed class ModelRegistry
         if (!Directory.Exists(directory))
         {
             Directory.CreateDirectory(directory);
-            DurableIO.SyncDirectory(ModelDirectory(model));
+            DurableFiles.SyncDirectory(ModelDirectory(model));
         }
 
         return directory;
@@ -575,7 +576,7 @@ public sealed class ModelRegistry
     private void WriteCounter(string model, int version)
     {
         var counter = new VersionCounter(1, Math.Max(version, ReadCounter(model)));
-        DurableIO.ReplaceFile(Path.Combine(ModelDirectory(model), RegistryLayout.VersionsName),
+        DurableFiles.ReplaceFile(Path.Combine(ModelDirectory(model), RegistryLayout.VersionsName),
             s => JsonSerializer.Serialize(s, counter, RegistryJsonContext.Default.VersionCounter));
     }
 
@@ -622,13 +623,13 @@ public sealed class ModelRegistry
             : throw new RegistryException($"{model}: {problem}; repair it before changing aliases");
 
     private void WriteAliases(string model, ModelAliases aliases) =>
-        DurableIO.ReplaceFile(Path.Combine(ModelDirectory(model), RegistryLayout.AliasesName),
+        DurableFiles.ReplaceFile(Path.Combine(ModelDirectory(model), RegistryLayout.AliasesName),
             s => JsonSerializer.Serialize(s, aliases, RegistryJsonContext.Default.ModelAliases));
 
     private void WriteConfig(VersionManifest champion)
     {
         string text = TritonConfig.Render(champion);
-        DurableIO.ReplaceFile(Path.Combine(ModelDirectory(champion.Model), RegistryLayout.ConfigName),
+        DurableFiles.ReplaceFile(Path.Combine(ModelDirectory(champion.Model), RegistryLayout.ConfigName),
             s => s.Write(System.Text.Encoding.UTF8.GetBytes(text)));
     }
 
@@ -719,13 +720,13 @@ public sealed class ModelRegistry
         string trash = Path.Combine(modelDirectory, $"{RegistryLayout.TrashPrefix}{version}-{Guid.NewGuid():N}");
         Directory.Move(folder, trash);
         string parent = Path.GetDirectoryName(folder)!;
-        DurableIO.SyncDirectory(parent);
+        DurableFiles.SyncDirectory(parent);
         if (!string.Equals(parent, modelDirectory, StringComparison.Ordinal))
         {
-            DurableIO.SyncDirectory(modelDirectory); // a rejected version moved from rejected/ up into the model folder
+            DurableFiles.SyncDirectory(modelDirectory); // a rejected version moved from rejected/ up into the model folder
         }
 
-        DurableIO.TryDeleteDirectory(trash);
+        DurableFiles.TryDeleteDirectory(trash);
     }
 
     /// <summary>Removes <c>.tmp-*</c> and <c>.trash-*</c> entries; only called under the lock, when no writer can own them.</summary>
@@ -743,11 +744,11 @@ public sealed class ModelRegistry
 
             if (Directory.Exists(entry))
             {
-                DurableIO.TryDeleteDirectory(entry);
+                DurableFiles.TryDeleteDirectory(entry);
             }
             else
             {
-                DurableIO.TryDeleteFile(entry);
+                DurableFiles.TryDeleteFile(entry);
             }
 
             removed.Add(name);

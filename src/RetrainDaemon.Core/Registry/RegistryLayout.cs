@@ -29,7 +29,7 @@ public static partial class RegistryLayout
     public const string ManifestName = "manifest.json";
     public const string ModelFileName = "model.onnx";
     public const string RejectedFolder = "rejected";
-    public const string TempPrefix = ".tmp-";
+    public const string TempPrefix = IO.DurableFiles.TempPrefix;
     public const string TrashPrefix = ".trash-";
 
     /// <summary>Model names become folder names, Triton model names and routing-key words: the catalog's rule.</summary>

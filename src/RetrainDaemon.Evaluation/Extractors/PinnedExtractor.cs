@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using RetrainDaemon.Core.IO;
 
 namespace RetrainDaemon.Evaluation.Extractors;
 
@@ -68,21 +69,9 @@ public static class PinnedExtractor
     {
         ArgumentNullException.ThrowIfNull(onnx);
         System.IO.Directory.CreateDirectory(directory);
-        WriteAtomically(Path.Combine(directory, Name + ".onnx"), onnx);
-        WriteAtomically(Path.Combine(directory, Name + ".json"), JsonSerializer.SerializeToUtf8Bytes(record, JsonOptions));
+        DurableFiles.ReplaceFile(Path.Combine(directory, Name + ".onnx"), s => s.Write(onnx));
+        DurableFiles.ReplaceFile(Path.Combine(directory, Name + ".json"), s => JsonSerializer.Serialize(s, record, JsonOptions));
     }
 
     private static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = true };
-
-    private static void WriteAtomically(string path, byte[] bytes)
-    {
-        string temp = path + ".tmp";
-        using (var file = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
-        {
-            file.Write(bytes);
-            file.Flush(flushToDisk: true);
-        }
-
-        File.Move(temp, path, overwrite: true);
-    }
 }

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.IO.Compression;
 using System.Text;
 using System.Text.Json;
+using RetrainDaemon.Core.IO;
 using RetrainDaemon.Evaluation.LinearAlgebra;
 
 namespace RetrainDaemon.Evaluation.Features;
@@ -122,34 +123,16 @@ public sealed class FeatureStatistics
     public void Save(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        string directory = Path.GetDirectoryName(Path.GetFullPath(path))!;
-        Directory.CreateDirectory(directory);
-        string temp = Path.Combine(directory, $".{Path.GetFileName(path)}.{Guid.NewGuid():N}.tmp");
-        try
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        DurableFiles.ReplaceFile(path, file =>
         {
-            using (var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
-            {
-                using (var zip = new ZipArchive(file, ZipArchiveMode.Create, leaveOpen: true))
-                {
-                    WriteNpy(zip, "mu.npy", Mean, [Dimensions]);
-                    WriteNpy(zip, "sigma.npy", Covariance, [Dimensions, Dimensions]);
-                    var meta = zip.CreateEntry("meta.json", CompressionLevel.Fastest);
-                    using var metaStream = meta.Open();
-                    JsonSerializer.Serialize(metaStream, new StatisticsMeta(Count, Dimensions, Signature));
-                }
-
-                file.Flush(flushToDisk: true);
-            }
-
-            File.Move(temp, path, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(temp))
-            {
-                File.Delete(temp);
-            }
-        }
+            using var zip = new ZipArchive(file, ZipArchiveMode.Create, leaveOpen: true);
+            WriteNpy(zip, "mu.npy", Mean, [Dimensions]);
+            WriteNpy(zip, "sigma.npy", Covariance, [Dimensions, Dimensions]);
+            var meta = zip.CreateEntry("meta.json", CompressionLevel.Fastest);
+            using var metaStream = meta.Open();
+            JsonSerializer.Serialize(metaStream, new StatisticsMeta(Count, Dimensions, Signature));
+        });
     }
 
     /// <summary>Reads statistics written by <see cref="Save"/> or by pytorch-fid's <c>--save-stats</c> (N and signature are then unknown: 0 and "").</summary>

@@ -114,7 +114,7 @@ public sealed class ImageEvaluator
 
         if (options.KidSubsets > 0)
         {
-            var holdoutFeatures = HoldoutFeatures(holdout, reference, cancellationToken);
+            var holdoutFeatures = HoldoutFeatures(holdout, reference, referenceId, cancellationToken);
             int size = Math.Min(1000, Math.Min(generated.Features.Rows, holdoutFeatures.Rows));
             var kid = Kid.Compute(generated.Features, holdoutFeatures, options.KidSubsets, size, seed: options.Seed);
             Add("kid", kid.Mean, $"{basis}|ref:{referenceId}|kid:{options.KidSubsets}x{size}");
@@ -134,7 +134,7 @@ public sealed class ImageEvaluator
         if (conditional)
         {
             // Per-class FID: generated samples of class k against holdout images labelled k.
-            var holdoutFeatures = HoldoutFeatures(holdout, reference, cancellationToken);
+            var holdoutFeatures = HoldoutFeatures(holdout, reference, referenceId, cancellationToken);
             for (int k = 0; k < classes; k++)
             {
                 cancellationToken.ThrowIfCancellationRequested();
@@ -157,9 +157,8 @@ public sealed class ImageEvaluator
     // so a shared evaluator never pairs one set's key with another's features).
     private (string Key, FeatureMatrix Features)? holdoutFeatures;
 
-    private FeatureMatrix HoldoutFeatures(IReadOnlyList<byte[]> holdout, ImageReferenceSet reference, CancellationToken cancellationToken)
+    private FeatureMatrix HoldoutFeatures(IReadOnlyList<byte[]> holdout, ImageReferenceSet reference, string key, CancellationToken cancellationToken)
     {
-        string key = reference.Describe(holdout, reference.HoldoutLabels.Take(holdout.Count).ToList());
         if (holdoutFeatures is { } cached && cached.Key == key)
         {
             return cached.Features;
@@ -191,7 +190,7 @@ public sealed class ImageEvaluator
             }
         }
 
-        var statistics = FeatureStatistics.Compute(HoldoutFeatures(holdout, reference, cancellationToken), signature);
+        var statistics = FeatureStatistics.Compute(HoldoutFeatures(holdout, reference, referenceId, cancellationToken), signature);
         statistics.Save(file);
         return statistics;
     }

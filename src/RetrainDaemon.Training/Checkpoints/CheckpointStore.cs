@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text.Json;
+using RetrainDaemon.Core.IO;
 
 namespace RetrainDaemon.Training.Checkpoints;
 
@@ -69,12 +70,12 @@ public sealed class CheckpointStore
             foreach (var (name, write) in parts.OrderBy(p => p.Key, StringComparer.Ordinal))
             {
                 string path = Path.Combine(temp, name);
-                DurableFiles.WriteSynced(path, write);
+                DurableFiles.WriteNewFile(path, write);
                 files.Add(new CheckpointFile(name, new FileInfo(path).Length, HashFile(path)));
             }
 
             var manifest = new CheckpointManifest(1, step, DateTimeOffset.UtcNow, files);
-            DurableFiles.WriteSynced(Path.Combine(temp, ManifestName), s => JsonSerializer.Serialize(s, manifest, Json));
+            DurableFiles.WriteNewFile(Path.Combine(temp, ManifestName), s => JsonSerializer.Serialize(s, manifest, Json));
             DurableFiles.SyncDirectory(temp);
             System.IO.Directory.Move(temp, final);
             DurableFiles.SyncDirectory(root);

@@ -3,6 +3,7 @@ using RetrainDaemon.Export.Exporters;
 using RetrainDaemon.Training.Checkpoints;
 using RetrainDaemon.Training.Models;
 using static TorchSharp.torch;
+using RetrainDaemon.Core.IO;
 
 namespace RetrainDaemon.Cli;
 
@@ -88,12 +89,8 @@ internal static class ExportCommand
             foreach (var (module, path) in exports)
             {
                 var result = ModelExporter.Export(module);
-                string directory = Path.GetDirectoryName(Path.GetFullPath(path))!;
-                Directory.CreateDirectory(directory);
-                string temp = path + ".tmp";
-                DurableFiles.WriteSynced(temp, s => s.Write(result.Onnx));
-                File.Move(temp, path, overwrite: true);
-                DurableFiles.SyncDirectory(directory);
+                Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+                DurableFiles.ReplaceFile(path, s => s.Write(result.Onnx));
                 Console.WriteLine($"{module.GetName()} from step {latest.Step} → {path} ({result.Onnx.Length} bytes); parity max |diff| {result.Parity.MaxAbsDiff:E2}, mean {result.Parity.MeanAbsDiff:E2} over {result.Parity.Cases} inputs");
             }
 

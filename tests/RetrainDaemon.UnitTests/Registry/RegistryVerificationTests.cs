@@ -1,5 +1,6 @@
 using System.Text;
 using RetrainDaemon.Core.Registry;
+using RetrainDaemon.Core.IO;
 
 namespace RetrainDaemon.UnitTests.Registry;
 
@@ -453,11 +454,11 @@ public sealed class RegistryVerificationTests : IDisposable
         File.WriteAllText(Path.Combine(b, "f"), "old");
         Directory.CreateDirectory(c); // empty: plain rename(2) would replace it silently
 
-        Assert.False(DurableIO.TryRenameNoReplace(a, b));
+        Assert.False(DurableFiles.TryRenameNoReplace(a, b));
         Assert.Equal("old", File.ReadAllText(Path.Combine(b, "f")));
-        Assert.False(DurableIO.TryRenameNoReplace(a, c));
+        Assert.False(DurableFiles.TryRenameNoReplace(a, c));
         Assert.Empty(Directory.GetFileSystemEntries(c));
-        Assert.True(DurableIO.TryRenameNoReplace(a, Path.Combine(scratch.Directory, "d")));
+        Assert.True(DurableFiles.TryRenameNoReplace(a, Path.Combine(scratch.Directory, "d")));
         Assert.Equal("new", File.ReadAllText(Path.Combine(scratch.Directory, "d", "f")));
     }
 

@@ -1,17 +1,20 @@
 using System.Runtime.InteropServices;
 
-namespace RetrainDaemon.Core.Registry;
+namespace RetrainDaemon.Core.IO;
 
 /// <summary>
-/// The write side of the registry's crash safety: temp + fsync + rename + fsync of the directory
-/// (reliability.md §4). The same ideas as <c>RetrainDaemon.Training.Checkpoints.DurableFiles</c>,
-/// repeated here because Core must not reference Training. The only native calls are into libc
-/// (always present on Linux, no package): .NET has no API to fsync a directory, and
+/// Crash-safe file writes for every store that must survive a kill or a power cut — registry,
+/// checkpoints, exports, the pinned extractor, reference statistics: temp + fsync + rename + fsync
+/// of the directory (reliability.md §4). The only native calls are into libc (always present on
+/// Linux, no package): .NET has no API to fsync a directory, and
 /// <see cref="Directory.Move(string, string)"/> checks for an existing target before it renames,
-/// which leaves a window in which two writers could both "win" one version number.
+/// which leaves a window in which two writers could both "win" one registry version number.
 /// </summary>
-internal static class DurableIO
+public static class DurableFiles
 {
+    /// <summary>Prefix of temp siblings; recovery code (registry, checkpoints) removes what a crash strands.</summary>
+    public const string TempPrefix = ".tmp-";
+
     private const int OpenReadOnly = 0;
     private const int OpenDirectory = 0x10000; // O_DIRECTORY on Linux
     private const int AtCurrentDirectory = -100; // AT_FDCWD
@@ -77,8 +80,9 @@ internal static class DurableIO
     /// </summary>
     public static void ReplaceFile(string target, Action<Stream> write)
     {
+        target = Path.GetFullPath(target);
         string directory = Path.GetDirectoryName(target)!;
-        string temp = Path.Combine(directory, $"{RegistryLayout.TempPrefix}{Path.GetFileName(target)}-{Guid.NewGuid():N}");
+        string temp = Path.Combine(directory, $"{TempPrefix}{Path.GetFileName(target)}-{Guid.NewGuid():N}");
         try
         {
             WriteNewFile(temp, write);
