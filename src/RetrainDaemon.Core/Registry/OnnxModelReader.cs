@@ -53,6 +53,9 @@ public sealed record OnnxModelInfo(
     IReadOnlyList<TensorSpec> Outputs,
     IReadOnlyList<OnnxExternalData> ExternalData)
 {
+    /// <summary><c>ModelProto.metadata_props</c> (14): key/value strings an exporter attached (e.g. a text model's vocabulary).</summary>
+    public IReadOnlyDictionary<string, string> Metadata { get; init; } = new Dictionary<string, string>(StringComparer.Ordinal);
+
     /// <summary>The default-domain (<c>ai.onnx</c>) opset, if imported.</summary>
     public long? Opset => Opsets.TryGetValue("", out long v) || Opsets.TryGetValue("ai.onnx", out v) ? v : null;
 }
@@ -73,6 +76,7 @@ public static class OnnxModelReader
 {
     private const int MaxDepth = 32; // control-flow nesting; far beyond anything an exporter writes
     private const int MaxStringBytes = 64 * 1024;
+    private const int MaxMetadataBytes = 16 * 1024 * 1024; // a text model's vocabulary travels in metadata_props
 
     /// <summary>Reads <paramref name="path"/>.</summary>
     /// <exception cref="InvalidDataException">The file is not a well-formed ONNX model.</exception>
@@ -98,7 +102,7 @@ public static class OnnxModelReader
             throw new InvalidDataException("not an ONNX model: no graph");
         }
 
-        return new OnnxModelInfo(walker.IrVersion, walker.Opsets, walker.Inputs, walker.Outputs, walker.External);
+        return new OnnxModelInfo(walker.IrVersion, walker.Opsets, walker.Inputs, walker.Outputs, walker.External) { Metadata = walker.Metadata };
     }
 
     private sealed class Walker(Wire wire)
@@ -114,6 +118,8 @@ public static class OnnxModelReader
         public List<TensorSpec> Outputs { get; } = [];
 
         public List<OnnxExternalData> External { get; } = [];
+
+        public Dictionary<string, string> Metadata { get; } = new(StringComparer.Ordinal);
 
         private readonly HashSet<string> topInitializers = new(StringComparer.Ordinal);
 
@@ -141,6 +147,9 @@ public static class OnnxModelReader
                     case (25, 2):
                         Function(wire.Length(end));
                         break;
+                    case (14, 2):
+                        MetadataEntry(wire.Length(end));
+                        break;
                     default:
                         wire.Skip(type, end);
                         break;
@@ -149,6 +158,36 @@ public static class OnnxModelReader
 
             // IR < 4 lists initializers among the inputs too; they are weights, not something a caller feeds.
             Inputs.AddRange(inputs.Where(i => !topInitializers.Contains(i.Name)));
+        }
+
+        private void MetadataEntry(long end)
+        {
+            string? key = null, value = null;
+            while (wire.Position < end)
+            {
+                var (field, type) = wire.Tag(end);
+                if (field is 1 or 2 && type == 2)
+                {
+                    string text = wire.String(end, MaxMetadataBytes);
+                    if (field == 1)
+                    {
+                        key = text;
+                    }
+                    else
+                    {
+                        value = text;
+                    }
+                }
+                else
+                {
+                    wire.Skip(type, end);
+                }
+            }
+
+            if (key is not null && !Metadata.TryAdd(key, value ?? ""))
+            {
+                throw new InvalidDataException($"metadata key '{key}' appears twice");
+            }
         }
 
         private void OpsetImport(long end)
@@ -528,11 +567,11 @@ public static class OnnxModelReader
             return stream.Position + (long)length;
         }
 
-        public string String(long end)
+        public string String(long end, int maxBytes = MaxStringBytes)
         {
             long fieldEnd = Length(end);
             long length = fieldEnd - stream.Position;
-            if (length > MaxStringBytes)
+            if (length > maxBytes)
             {
                 throw new InvalidDataException($"a string of {length} bytes at byte {stream.Position}");
             }

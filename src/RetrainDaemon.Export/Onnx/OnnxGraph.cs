@@ -24,6 +24,7 @@ public sealed class OnnxGraph(string name)
     private readonly List<ProtoWriter> inputs = [];
     private readonly List<ProtoWriter> outputs = [];
     private readonly HashSet<string> names = [];
+    private readonly List<(string Key, string Value)> metadata = [];
     private int counter;
 
     public IReadOnlyCollection<string> InitializerNames => names;
@@ -102,6 +103,17 @@ public sealed class OnnxGraph(string name)
         return nodeOutputs;
     }
 
+    /// <summary>A <c>metadata_props</c> entry of the model (e.g. the vocabulary a text model needs, so the file is self-contained).</summary>
+    public void Metadata(string key, string value)
+    {
+        if (metadata.Any(m => m.Key == key))
+        {
+            throw new ArgumentException($"metadata key '{key}' set twice", nameof(key));
+        }
+
+        metadata.Add((key, value));
+    }
+
     public byte[] ToModelBytes(string producer = "retrain-daemon", string docString = "")
     {
         var graph = new ProtoWriter();
@@ -131,13 +143,18 @@ public sealed class OnnxGraph(string name)
             graph.Message(12, output);
         }
 
-        return new ProtoWriter()
+        var model = new ProtoWriter()
             .Int(1, IrVersion)
             .String(2, producer)
             .String(3, typeof(OnnxGraph).Assembly.GetName().Version?.ToString() ?? "0")
             .Message(7, graph)
-            .Message(8, new ProtoWriter().String(1, "").Int(2, Opset))
-            .ToArray();
+            .Message(8, new ProtoWriter().String(1, "").Int(2, Opset));
+        foreach (var (key, value) in metadata)
+        {
+            model.Message(14, new ProtoWriter().String(1, key).String(2, value));
+        }
+
+        return model.ToArray();
     }
 
     private static ProtoWriter ValueInfo(string valueName, OnnxType type, object[] dims)

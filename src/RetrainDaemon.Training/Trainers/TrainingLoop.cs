@@ -36,6 +36,18 @@ public static class TrainingLoop
         IReadOnlyDictionary<int, double>? labelWeights = null,
         Action<long>? checkpoint = null,
         IProgress<TrainingProgress>? progress = null,
+        CancellationToken cancellationToken = default) =>
+        Run(trainer, new ImageBatches(train, trainer.SymmetricPixels, labelWeights), holdout is null ? null : new ImageBatches(holdout, trainer.SymmetricPixels),
+            options, startStep, checkpoint, progress, cancellationToken);
+
+    public static TrainingResult Run(
+        ITrainingStep trainer,
+        IBatchSource train,
+        IBatchSource? holdout,
+        TrainingOptions options,
+        long startStep = 0,
+        Action<long>? checkpoint = null,
+        IProgress<TrainingProgress>? progress = null,
         CancellationToken cancellationToken = default)
     {
         if (train.Count < options.BatchSize)
@@ -47,7 +59,7 @@ public static class TrainingLoop
         var holdoutLosses = new List<double>();
         double? best = null;
         int sinceBest = 0;
-        var (holdoutImages, holdoutLabels) = holdout is { Count: > 0 } ? holdout.Head(HoldoutEvalSize, trainer.SymmetricPixels) : (null, null);
+        var (holdoutImages, holdoutLabels) = holdout is { Count: > 0 } ? holdout.Head(HoldoutEvalSize) : (null, null);
         var watch = Stopwatch.StartNew();
         var lastReport = TimeSpan.Zero;
         long step = startStep;
@@ -74,7 +86,7 @@ public static class TrainingLoop
                     }
 
                     trainer.SetTraining(true);
-                    var (images, labels) = train.Batch(options.Seed, step, options.BatchSize, trainer.SymmetricPixels, labelWeights);
+                    var (images, labels) = train.Batch(options.Seed, step, options.BatchSize);
                     stepLosses = trainer.Step(images, labels);
                 }
 

@@ -13,11 +13,11 @@ internal static class ExportCommand
     public static Command Create()
     {
         var checkpoint = new Option<string>("--checkpoint") { Description = "A run's checkpoints directory (the newest verifying checkpoint is used).", Required = true };
-        var family = new Option<string?>("--family") { Description = "dcgan (exports the generator), vae (decoder and encoder), classifier; default: what the checkpoint records." };
-        family.AcceptOnlyFromAmong("dcgan", "vae", "classifier");
+        var family = new Option<string?>("--family") { Description = "dcgan (exports the generator), vae (decoder and encoder), classifier, gpt (one graph with a KV cache); default: what the checkpoint records." };
+        family.AcceptOnlyFromAmong("dcgan", "vae", "classifier", "gpt");
         var conditional = new Option<bool>("--conditional") { Description = "For checkpoints that do not record it: the model was trained class-conditioned." };
         var output = new Option<string>("--out") { Description = "Output file (for vae: <out> is the decoder, <out without .onnx>.encoder.onnx the encoder).", Required = true };
-        var command = new Command("export", "Export a checkpoint to ONNX (IR 8 / opset 17) and prove it: TorchSharp and ONNX Runtime must agree within 1e-5 on 100 random inputs at batch 1 and 64.");
+        var command = new Command("export", "Export a checkpoint to ONNX (IR 8 / opset 17) and prove it: TorchSharp and ONNX Runtime must agree within 1e-5 on 100 random inputs at batch 1 and 64 (gpt: prefill and decode steps at batch 1 and 8, and a 200-token greedy generation with the same tokens).");
         foreach (var o in new Option[] { checkpoint, family, conditional, output })
         {
             command.Options.Add(o);
@@ -64,6 +64,20 @@ internal static class ExportCommand
             int width = extra.TryGetValue("width", out var w) ? int.Parse(w, System.Globalization.CultureInfo.InvariantCulture) : Training.Trainers.ImageRunRequest.DefaultWidth(fam);
             double dropout = extra.TryGetValue("dropout", out var d) ? double.Parse(d, System.Globalization.CultureInfo.InvariantCulture) : new ClassifierConfig().Dropout;
             string outPath = parse.GetValue(output)!;
+            if (fam == Training.Trainers.TextTrainingRun.Family)
+            {
+                var (config, vocabulary) = Training.Trainers.TextTrainingRun.ReadArchitecture(latest);
+                string task = Training.Trainers.TextTrainingRun.ReadTask(latest);
+                using var gpt = new Gpt(config);
+                TrainingCheckpoint.Restore(latest, new Dictionary<string, nn.Module> { ["gpt"] = gpt }, null);
+                var exported = ModelExporter.Export(new GptExporter(gpt, task, vocabulary), gpt);
+                Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(outPath))!);
+                DurableFiles.ReplaceFile(outPath, s => s.Write(exported.Onnx));
+                Console.WriteLine($"gpt ({task}, {config.Layers} layers, width {config.Width}, context {config.Context}, vocabulary {vocabulary.Count}) from step {latest.Step} → {outPath} ({exported.Onnx.Length} bytes); " +
+                    $"parity max |diff| {exported.Parity.MaxAbsDiff:E2} over {exported.Parity.Cases} prefill/decode inputs; {exported.Parity.GreedyTokens}-token greedy generation identical, logits within {exported.Parity.GreedyMaxAbsDiff:E2}");
+                return 0;
+            }
+
             var exports = new List<(nn.Module Module, string Path)>();
             switch (fam)
             {
