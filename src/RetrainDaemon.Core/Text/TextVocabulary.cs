@@ -464,7 +464,8 @@ public sealed class TextVocabulary
         private const string PreTokenizerPattern =
             @"'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+";
 
-        // Words seen by the LRU cache of BPE results; a corpus has far more distinct words than the default 8192.
+        // Pre-tokenized words whose BPE result the library caches (LRU). A corpus has far more distinct
+        // words than the default 8192; 64k made encoding the fortunes about a fifth faster here.
         private const int BpeCacheSize = 65_536;
 
         private static readonly Lazy<Gpt2Base> Shared = new(Load, LazyThreadSafetyMode.ExecutionAndPublication);
