@@ -165,8 +165,12 @@ public static partial class ServingExtensions
         }
 
         app.MapPost("/v1/models/{model}/generate", GenerateEndpoint.GenerateAsync)
-            .Route(ServingRoute.Generate, GenerationTag, "Generate images",
-                "count 1..Serving:MaxSamplesPerRequest; class (class-conditioned generators); seed 0..2^53-1 (same seed, same version: same images; absent: random, reported); " +
+            .Route(ServingRoute.Generate, GenerationTag, "Generate images or text",
+                "Text models (gpt): body {prompt (lm) | source (conditional), max_new_tokens 1..Serving:MaxNewTokens (default 64), temperature 0..100 (default 1, 0 greedy), " +
+                "top_k 0..vocabulary (0 off), top_p (0, 1] (1 off), seed 0..2^53-1 (same seed, request and version: same text; absent: random, reported), stop (<= 4 strings of 1..64 chars, excluded from the text), stream}; " +
+                "answer {model, version, generation_id, text, finish_reason (eos | stop | length | context), prompt_tokens, completion_tokens, seed}; with stream true, text/event-stream: " +
+                "'token' events {text, index} as text is released, then 'done' with the answer, or 'error' {error}. 400 names a bad field, a prompt beyond the context names the limit. " +
+                "Image generators: count 1..Serving:MaxSamplesPerRequest; class (class-conditioned generators); seed 0..2^53-1 (same seed, same version: same images; absent: random, reported); " +
                 "truncation psi in (0, 1] (latent components redrawn until |z| <= 2 psi); format json (base64 PNGs, default), png (count 1, image/png) or grid (one image/png). " +
                 "Every sample has a generation_id for feedback; png and grid answer 200 with an image/png body and the headers X-Model-Version, X-Generation-Ids (comma-separated, grid order), X-Seed and X-Classes.")
             .JsonBody<GenerateRequest>()

@@ -45,6 +45,12 @@ public sealed class ServingOptions
     /// <summary>Most samples one generate request may ask for.</summary>
     public int MaxSamplesPerRequest { get; set; } = 64;
 
+    /// <summary>
+    /// Text models: the largest <c>max_new_tokens</c> a generate request may ask for (the request's
+    /// default is 64). Bounds the time one generation holds a decode slot and its version's lease.
+    /// </summary>
+    public int MaxNewTokens { get; set; } = 400;
+
     /// <summary>Largest request body accepted (413 beyond).</summary>
     public long MaxRequestBodyBytes { get; set; } = 4 * 1024 * 1024;
 
@@ -94,6 +100,7 @@ public sealed class ServingOptionsValidator : IValidateOptions<ServingOptions>
 
         f.Range(nameof(options.QueueCapacity), options.QueueCapacity, 1, 1_000_000);
         f.Range(nameof(options.MaxSamplesPerRequest), options.MaxSamplesPerRequest, 1, 4096);
+        f.Range(nameof(options.MaxNewTokens), options.MaxNewTokens, 1, 100_000);
         f.Range(nameof(options.MaxRequestBodyBytes), options.MaxRequestBodyBytes, 1024, 1L << 30);
         f.Positive(nameof(options.RequestTimeout), options.RequestTimeout);
         if (options.DrainDelay < TimeSpan.Zero || options.DrainDelay > TimeSpan.FromSeconds(20))

@@ -7,7 +7,8 @@ using RetrainDaemon.Serving.Generation;
 namespace RetrainDaemon.Serving.Http;
 
 /// <summary>
-/// <c>POST /v1/models/{model}/generate</c>: images from a served generator, through the
+/// <c>POST /v1/models/{model}/generate</c>: text from a served <c>gpt</c> model
+/// (<see cref="TextGenerateEndpoint"/>), or images from a served generator, through the
 /// <see cref="GenerationBatcher"/>. Pixels come from <see cref="PixelQuantizer"/>, the function the
 /// evaluator used when the version was gated, so what was gated is what is served; a non-finite
 /// output is refused (500), never clamped into black pixels.
@@ -26,6 +27,21 @@ internal static class GenerateEndpoint
                 throw ServingException.NotFound($"no model '{model}' is served here; served: {(serving.Served.Names.Count == 0 ? "none" : string.Join(", ", serving.Served.Names))}");
             }
 
+            // The serving version decides what the body is: a text model's request, or an image request.
+            if (!serving.Served.TryLease(model, out var lease, out string? reason, out bool unknown))
+            {
+                // Read off the wire first: answering while the client is still sending makes it see a broken pipe.
+                await http.Request.Body.CopyToAsync(Stream.Null, call.Token).ConfigureAwait(false);
+                throw unknown ? ServingException.NotFound($"no model '{model}' is served here") : ServingException.NotReady(reason ?? $"model '{model}' has no ready version");
+            }
+
+            if (lease.Version?.Text is { } text)
+            {
+                return await TextGenerateEndpoint.GenerateAsync(http, call, serving, lease, text).ConfigureAwait(false);
+            }
+
+            // Images lease again in the batcher, for the version current when their batch starts.
+            lease.Dispose();
             var body = await serving.ReadJsonAsync(http, ServingJson.Context.GenerateRequest, call.Token, static () => new GenerateRequest()).ConfigureAwait(false);
             var request = Validate(model, body, serving.Options.MaxSamplesPerRequest);
             var pending = serving.Metrics.Pending.WithLabels(model);

@@ -194,6 +194,9 @@ internal sealed partial class ServingHttp(IServedModels served, ServingMetrics m
     public static IResult Error(int status, string message) =>
         TypedResults.Json(new ErrorBody(message), ServingJson.Context.ErrorBody, statusCode: status);
 
+    /// <summary>Logs a failure that could only be reported inside an already started answer (a server-sent event stream).</summary>
+    public void LogStreamFailure(string route, string model, Exception exception) => LogUnexpected(logger, exception, route, model);
+
     [LoggerMessage(EventId = 700, Level = LogLevel.Error, Message = "Serving route {Route} for model {Model} failed unexpectedly")]
     private static partial void LogUnexpected(ILogger logger, Exception exception, string route, string model);
 

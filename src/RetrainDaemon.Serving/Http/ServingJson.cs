@@ -117,6 +117,59 @@ internal sealed record GenerateResponse(
 /// <summary>One generated image: its id for feedback, its class (conditional generators), and the PNG in base64.</summary>
 internal sealed record GeneratedSample(string GenerationId, int? Class, string Png);
 
+/// <summary>
+/// <c>POST /v1/models/{m}/generate</c> request for a text model. lm models take <c>prompt</c> (absent or
+/// empty: unconditional), conditional models take <c>source</c>; every other field is optional.
+/// </summary>
+[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
+internal sealed class TextGenerateRequest
+{
+    /// <summary>lm models: the text to continue (the answer holds only the continuation).</summary>
+    public string? Prompt { get; set; }
+
+    /// <summary>Conditional models: the source text the target is generated from.</summary>
+    public string? Source { get; set; }
+
+    /// <summary>1 to <c>Serving:MaxNewTokens</c>; default 64.</summary>
+    public int? MaxNewTokens { get; set; }
+
+    /// <summary>0 to 100; 0 is greedy; default 1.</summary>
+    public double? Temperature { get; set; }
+
+    /// <summary>0 (off) to the vocabulary size; default off.</summary>
+    public int? TopK { get; set; }
+
+    /// <summary>(0, 1]; 1 is off (default).</summary>
+    public double? TopP { get; set; }
+
+    /// <summary>0 to 2^53−1; the same seed, request and version give the same text. Absent: a random seed, reported back.</summary>
+    public long? Seed { get; set; }
+
+    /// <summary>Up to 4 stop sequences of 1 to 64 characters; the text ends before the first one reached (not included).</summary>
+    public List<string>? Stop { get; set; }
+
+    /// <summary>True: server-sent events (<c>token</c> events, then <c>done</c> with the response object).</summary>
+    public bool? Stream { get; set; }
+}
+
+/// <summary>
+/// A text generation's answer (the JSON body, or the <c>done</c> event of a stream). <c>finish_reason</c>:
+/// <c>eos</c> (the model ended), <c>stop</c> (a stop sequence), <c>length</c> (<c>max_new_tokens</c>),
+/// <c>context</c> (the model's context is full).
+/// </summary>
+internal sealed record TextGenerateResponse(
+    string Model,
+    int Version,
+    string GenerationId,
+    string Text,
+    string FinishReason,
+    int PromptTokens,
+    int CompletionTokens,
+    long Seed);
+
+/// <summary>A streamed <c>token</c> event: text released by generated token <c>index</c> (0-based); tokens that release nothing send no event.</summary>
+internal sealed record TextTokenEvent(string Text, int Index);
+
 /// <summary><c>POST /admin/models/{m}/promote</c> request.</summary>
 [JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
 internal sealed class PromoteRequest
@@ -150,6 +203,9 @@ internal sealed record AdminResponse(string Model, string Action, int? Champion,
 [JsonSerializable(typeof(InferResponse))]
 [JsonSerializable(typeof(GenerateRequest))]
 [JsonSerializable(typeof(GenerateResponse))]
+[JsonSerializable(typeof(TextGenerateRequest))]
+[JsonSerializable(typeof(TextGenerateResponse))]
+[JsonSerializable(typeof(TextTokenEvent))]
 [JsonSerializable(typeof(PromoteRequest))]
 [JsonSerializable(typeof(RollbackRequest))]
 [JsonSerializable(typeof(AdminResponse))]

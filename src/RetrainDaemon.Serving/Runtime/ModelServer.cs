@@ -6,6 +6,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using RetrainDaemon.Core.Options;
 using RetrainDaemon.Core.Policies;
 using RetrainDaemon.Core.Registry;
+using RetrainDaemon.Serving.Generation.Text;
 using RetrainDaemon.Serving.Observability;
 
 namespace RetrainDaemon.Serving.Runtime;
@@ -349,12 +350,38 @@ public sealed partial class ModelServer
             loaded = bytes is not null ? sessions.Create(bytes, cancellationToken) : sessions.CreateFromFile(verified.ModelPath, cancellationToken);
             var loadTime = watch.Elapsed;
 
+            // A text (gpt) model is read from its own metadata and must be consistent before it warms up.
+            TextModel? text = null;
+            GptRunner? runner = null;
+            if (TextModels.IsText(loaded.Session.ModelMetadata.CustomMetadataMap, loaded.Session.InputMetadata.Keys, verified.Manifest, catalog))
+            {
+                try
+                {
+                    text = TextModels.Read(Name, version, loaded.Session);
+                }
+                catch (InvalidDataException ex)
+                {
+                    Refused(serving, version, identity, LoadStage, ex.Message, remember: true, watch.Elapsed);
+                    return;
+                }
+
+                runner = new GptRunner(loaded.Session, text);
+            }
+
             stage = WarmupStage;
-            var warm = Warmup.Run(loaded.Session, ContractFor(verified.Manifest), WarmupBatch(verified.Manifest), cancellationToken);
+            bool batchInvariant = true;
+            var warm = text is not null
+                ? TextWarmup.Run(runner!, text, options.MaxBatchSize, out batchInvariant, cancellationToken)
+                : Warmup.Run(loaded.Session, ContractFor(verified.Manifest), WarmupBatch(verified.Manifest), cancellationToken);
             if (!warm.Passed)
             {
                 Refused(serving, version, identity, WarmupStage, warm.Problem!, remember: true, watch.Elapsed);
                 return;
+            }
+
+            if (!batchInvariant)
+            {
+                LogNotBatchInvariant(logger, Name, version, loaded.Provider);
             }
 
             if (serving is not null && ChampionNow() is int champion && champion != version)
@@ -366,7 +393,10 @@ public sealed partial class ModelServer
                 return;
             }
 
-            var next = new ServedVersion(Name, version, loaded.Session, loaded.Provider, verified.Manifest, verified.ManifestSha256, loadTime, warm.Duration);
+            var next = new ServedVersion(Name, version, loaded.Session, loaded.Provider, verified.Manifest, verified.ManifestSha256, loadTime, warm.Duration)
+            {
+                Text = text is null ? null : new TextEngine(text, runner!, options, metrics, logger),
+            };
             ServedVersion? old;
             lock (swapLock)
             {
@@ -524,6 +554,9 @@ public sealed partial class ModelServer
 
     [LoggerMessage(EventId = 605, Level = LogLevel.Error, Message = "{Model}: refresh failed; the serving version (if any) keeps serving")]
     private static partial void LogRefreshFailed(ILogger logger, string model, Exception exception);
+
+    [LoggerMessage(EventId = 607, Level = LogLevel.Warning, Message = "{Model}: v{Version} on {Provider} gives a decode row different logits alone and in a batch; seeded text generation may differ while other requests run")]
+    private static partial void LogNotBatchInvariant(ILogger logger, string model, int version, string provider);
 
     [LoggerMessage(EventId = 606, Level = LogLevel.Debug, Message = "{Model}: {Decision} ({Reason})")]
     private static partial void LogDecision(ILogger logger, string model, SwapActionKind decision, string reason);

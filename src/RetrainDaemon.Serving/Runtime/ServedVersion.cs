@@ -1,5 +1,6 @@
 using Microsoft.ML.OnnxRuntime;
 using RetrainDaemon.Core.Registry;
+using RetrainDaemon.Serving.Generation.Text;
 
 namespace RetrainDaemon.Serving.Runtime;
 
@@ -51,6 +52,12 @@ public sealed class ServedVersion
 
     public DateTimeOffset LoadedAt { get; }
 
+    /// <summary>
+    /// For a text (<c>gpt</c>) version: its decode loop, which also describes the model (task, shape,
+    /// vocabulary); null for other models. Requests hand their lease to it for the whole generation.
+    /// </summary>
+    internal TextEngine? Text { get; init; }
+
     public bool IsRetired => Volatile.Read(ref retired) == 1;
 
     /// <summary>True once the last reference went and the session was disposed (tests check that retired versions do not leak).</summary>
@@ -90,6 +97,8 @@ public sealed class ServedVersion
         if (Interlocked.Decrement(ref references) == 0)
         {
             Volatile.Write(ref released, 1);
+            // No lease is left, so no generation is running; the idle decode loop ends.
+            Text?.Dispose();
             Session.Dispose();
             NativeHeap.TrimSoon();
         }
