@@ -8,12 +8,14 @@ using RetrainDaemon.Data.Store;
 using RetrainDaemon.Evaluation.Extractors;
 using RetrainDaemon.Evaluation.Gating;
 using RetrainDaemon.Evaluation.Images;
+using RetrainDaemon.Evaluation.Text;
 using RetrainDaemon.Messaging.Events;
 
 namespace RetrainDaemon.Cli;
 
 /// <summary>
-/// <c>gate</c>: scores a candidate generator (ONNX) and the model's champion by the same protocol,
+/// <c>gate</c>: scores a candidate (ONNX: an image generator, or a <c>gpt</c> export for a model configured
+/// with <c>Modality = text</c>) and the model's champion by the same protocol,
 /// applies the model's configured gate, prints the report, and with <c>--publish</c> records the
 /// outcome in the registry (passed → new version and champion; failed → rejected candidate) and then
 /// announces it on <c>retrain.events</c> (<c>model.promoted</c> / <c>model.rejected</c>; a warning if no broker takes it).
@@ -26,15 +28,15 @@ internal static class GateCommand
     public static Command Create()
     {
         var model = new Option<string>("--model") { Description = "The model (its Gate comes from Models:<model>:Gate).", Required = true };
-        var onnx = new Option<string>("--onnx") { Description = "The candidate generator (exported ONNX file).", Required = true };
+        var onnx = new Option<string>("--onnx") { Description = "The candidate (exported ONNX file: a generator, or a gpt model for a text model).", Required = true };
         var family = new Option<string?>("--family") { Description = "dcgan (tanh output) or vae (sigmoid output); default: the champion's recorded family, else dcgan." };
         family.AcceptOnlyFromAmong("dcgan", "vae");
-        var reference = new Option<string>("--reference") { Description = "store or fashion-mnist (see eval).", DefaultValueFactory = _ => "store" };
+        var reference = new Option<string>("--reference") { Description = "store or fashion-mnist (see eval; text models: store only).", DefaultValueFactory = _ => "store" };
         reference.AcceptOnlyFromAmong("store", "fashion-mnist");
         var publish = new Option<bool>("--publish") { Description = "Record the outcome in the registry (passed: new champion; failed: rejected candidate with its report)." };
         var parity = new Option<double?>("--parity-max-abs-diff") { Description = "The export parity measured for the candidate, recorded in its manifest." };
         var json = new Option<bool>("--json") { Description = "Print the gate report as JSON." };
-        var command = new Command("gate", "Gate a candidate generator against the model's champion (same protocol, same seeds) and optionally publish the outcome to the registry.");
+        var command = new Command("gate", "Gate a candidate (image generator or text model) against the model's champion (same protocol, same seeds) and optionally publish the outcome to the registry.");
         foreach (var o in new Option[] { model, onnx, family, reference, publish, parity, json })
         {
             command.Options.Add(o);
@@ -48,6 +50,7 @@ internal static class GateCommand
             var registryOptions = RetrainCli.Bind(configuration, RegistryOptions.Section, new RegistryOptionsValidator(), failures);
             var storeOptions = RetrainCli.Bind(configuration, StoreOptions.Section, new StoreOptionsValidator(), failures);
             var models = RetrainCli.BindModels(configuration, failures);
+            var textOptions = RetrainCli.Bind(configuration, TextEvaluationOptions.Section, new TextEvaluationOptionsValidator(), failures);
             if (failures.Count > 0)
             {
                 throw new ConfigurationInvalidException(failures);
@@ -71,6 +74,18 @@ internal static class GateCommand
             {
                 Console.Error.WriteLine($"retrain-daemon: '{candidate}' does not exist");
                 return 1;
+            }
+
+            if (modelOptions.ParsedModality == Modality.Text)
+            {
+                if (parse.GetValue(reference) != "store" || parse.GetValue(family) is not null)
+                {
+                    Console.Error.WriteLine("retrain-daemon: --reference fashion-mnist and --family are for image generators; a text model is gated on its own texts in the store");
+                    return 2;
+                }
+
+                return await GateTextAsync(parse, modelName, modelOptions, candidate, registryOptions, storeOptions, evaluation.Threads, textOptions,
+                    parse.GetValue(publish), parse.GetValue(parity), parse.GetValue(json), cancellationToken);
             }
 
             ImageReferenceSet set;
@@ -128,5 +143,47 @@ internal static class GateCommand
             return gated.Report.Passed ? 0 : ExitRejected;
         });
         return command;
+    }
+
+    private static async Task<int> GateTextAsync(ParseResult parse, string modelName, ModelOptions modelOptions, string candidate, RegistryOptions registryOptions,
+        StoreOptions storeOptions, int threads, TextEvaluationOptions textOptions, bool publish, double? parity, bool json, CancellationToken cancellationToken)
+    {
+        if (EvalCommand.TaskMismatch(modelName, modelOptions, candidate) is { } mismatch)
+        {
+            Console.Error.WriteLine($"retrain-daemon: {mismatch}");
+            return 2;
+        }
+
+        var (set, watermark) = await EvalCommand.LoadTextReferenceAsync(modelName, modelOptions, storeOptions, textOptions, cancellationToken);
+        if (set is null)
+        {
+            return 1;
+        }
+
+        var registry = new ModelRegistry(registryOptions);
+        var gate = new TextCandidateGate(textOptions, threads, registry);
+        Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"gating {candidate} for '{modelName}' against {set.Name} ({set.Holdout.Count} holdout / {set.Training.Count} training texts)"));
+        var gated = gate.Evaluate(modelName, candidate, set, modelOptions.Gate, cancellationToken);
+        if (gated.ChampionProblem is { } problem)
+        {
+            Console.Error.WriteLine($"warning: the champion was not compared with: {problem}");
+        }
+
+        Console.WriteLine(json ? gated.Report.ToJson() : gated.Report.ToText());
+        if (publish)
+        {
+            var result = gate.Publish(modelName, new Dictionary<string, string> { [RegistryLayout.ModelFileName] = candidate }, gated,
+                new Dictionary<string, string> { ["family"] = "gpt", ["task"] = gated.Candidate.Task, ["vocabulary_sha256"] = gated.Candidate.VocabularySha256 },
+                parity is double diff ? new ExportParity(diff, 1e-5, 0) : null, dataWatermark: watermark);
+            Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"published {modelName} v{result.Version} ({result.Status}); champion {result.Aliases.Champion?.ToString(CultureInfo.InvariantCulture) ?? "none"}"));
+            var announcement = gated.Report.Passed
+                ? ModelEventCodec.EncodePromoted(new ModelPromotedData(modelName, result.Version, result.Aliases.Previous, result.Aliases.History.Count > 0 ? result.Aliases.History[^1].Reason : "passed the gate"))
+                : ModelEventCodec.EncodeRejected(new ModelRejectedData(modelName, result.Version, result.Aliases.Champion, gated.Report.Headline()));
+            await ModelsCommands.AnnounceAsync(parse, announcement, cancellationToken);
+        }
+
+        return gated.Report.Passed ? 0 : ExitRejected;
     }
 }
