@@ -161,6 +161,18 @@ public sealed class GptExportTests(GptExportFixture fixture, ITestOutputHelper o
     /// TorchSharp on the padded batch through prefill and decode steps, and each row's real-token logits
     /// equal what the graph gives for that row alone — the padding is invisible.
     /// </summary>
+    [Theory]
+    [InlineData(0.0, 0.0, true)]
+    [InlineData(1e-5, 0.0, true)]          // the absolute part
+    [InlineData(1.2e-5, 0.0, false)]
+    [InlineData(40.0004, 40.0, true)]      // 4e-4 ≤ 1e-5 + 1e-5·40 = 4.1e-4
+    [InlineData(40.0005, 40.0, false)]
+    [InlineData(double.NaN, 1.0, false)]
+    public void Parity_rule_is_numpy_allclose_with_atol_and_rtol_1e_5(double actual, double reference, bool within)
+    {
+        Assert.Equal(within, ModelExporter.Within(actual, reference));
+    }
+
     [Fact]
     public void LeftPaddedBatch_MatchesTorchSharp_AndEachRowAlone()
     {

@@ -282,6 +282,7 @@ public sealed class TextEvaluationTests(TextModelFixture fixture, ITestOutputHel
             Assert.Equal(rouge["rouge1"].FMeasure, Value(evaluation, "rouge1"));
             Assert.Equal(rouge["rouge2"].FMeasure, Value(evaluation, "rouge2"));
             Assert.Equal(rouge["rougeL"].FMeasure, Value(evaluation, "rougeL"));
+            Assert.Equal(TextEvaluator.SourceCopyShare(evaluation.Outputs, [.. reference.Holdout.Select(p => p.Source!)], evaluation.References, "").Value, Value(evaluation, "source_copy_share"));
 
             // The outputs are the model's own decode of [BOS] source [SEP].
             using var model = GptOnnxModel.Load(fixture.ConditionalOnnx, threads: 2);

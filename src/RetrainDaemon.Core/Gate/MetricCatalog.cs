@@ -55,6 +55,7 @@ public static class MetricCatalog
         new("perplexity", MetricDirection.Lower, Modality.Text, "per-token perplexity on the holdout"),
         new("test_bleu", MetricDirection.Higher, Modality.Text, "BLEU of generated texts against the holdout texts as references (Texygen; quality)"),
         new("copy_share", MetricDirection.Lower, Modality.Text, "share of generated texts that copy a training record"),
+        new("source_copy_share", MetricDirection.Lower, Modality.Text, "conditional models: share of outputs that merely repeat their source (pairs whose reference differs from the source)"),
     ];
 
     private static readonly Dictionary<string, MetricInfo> ByName = Metrics.ToDictionary(m => m.Name, StringComparer.Ordinal);

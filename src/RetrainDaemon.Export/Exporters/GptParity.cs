@@ -24,6 +24,9 @@ public sealed record GreedyParity(
     int FirstDivergence,
     double? MarginAtDivergence)
 {
+    /// <summary>The largest logit difference in units of the export's allowed difference (<see cref="ModelExporter.ToleranceRatio"/>).</summary>
+    public double WorstToleranceRatio { get; init; }
+
     public bool Matched => FirstDivergence < 0;
 
     /// <summary>Tokens generated per runtime.</summary>
@@ -70,7 +73,7 @@ public static class GptParity
             using var onnxSide = new OnnxGreedy(session, config);
             var torchTokens = new List<int>(steps);
             var onnxTokens = new List<int>(steps);
-            double maxDiff = 0;
+            double maxDiff = 0, worst = 0;
             int divergence = -1;
             double? margin = null;
 
@@ -88,6 +91,7 @@ public static class GptParity
                     {
                         double diff = Math.Abs(torchLogits[i] - onnxLogits[i]);
                         maxDiff = Math.Max(maxDiff, double.IsNaN(diff) ? double.PositiveInfinity : diff);
+                        worst = Math.Max(worst, ModelExporter.ToleranceRatio(onnxLogits[i], torchLogits[i]));
                     }
                 }
 
@@ -102,7 +106,7 @@ public static class GptParity
                 }
             }
 
-            return new GreedyParity([.. prompt], torchTokens, onnxTokens, maxDiff, divergence, margin);
+            return new GreedyParity([.. prompt], torchTokens, onnxTokens, maxDiff, divergence, margin) { WorstToleranceRatio = worst };
         }
         finally
         {

@@ -122,7 +122,7 @@ public class GateOptionsValidatorTests
     [Fact]
     public void Catalog_HasEveryMetricOnce_WithTheDocumentedDirection()
     {
-        string[] lower = ["fid", "kid", "mifid", "memorized_share", "reconstruction_mse", "self_bleu", "perplexity", "copy_share"];
+        string[] lower = ["fid", "kid", "mifid", "memorized_share", "reconstruction_mse", "self_bleu", "perplexity", "copy_share", "source_copy_share"];
         string[] higher =
         [
             "is", "nn_distance_mean", "class_coverage", "class_entropy", "mean_pairwise_distance", "conditional_accuracy",

@@ -77,6 +77,35 @@ public class TextEvaluatorTests
         Assert.Throws<ArgumentException>(() => Chrf.Corpus(["a", "b"], [["a"]]));
     }
 
+    [Theory]
+    // hypotheses | sources | references → share of eligible outputs that are (nearly) their source
+    [InlineData(new[] { "Datei öffnen" }, new[] { "Open file" }, new[] { "Datei öffnen" }, 0.0)]
+    [InlineData(new[] { "Open file" }, new[] { "Open file" }, new[] { "Datei öffnen" }, 1.0)]
+    [InlineData(new[] { " Open   file " }, new[] { "Open file" }, new[] { "Datei öffnen" }, 1.0)]  // whitespace does not hide a copy
+    [InlineData(new[] { "Open fle" }, new[] { "Open file" }, new[] { "Datei öffnen" }, 1.0)]        // a garbled echo is still a copy (similarity 8/9)
+    [InlineData(new[] { "Open" }, new[] { "Open file" }, new[] { "Datei öffnen" }, 0.0)]            // 4/9 of it is not
+    [InlineData(new[] { "%s", "Open file", "Datei" }, new[] { "%s", "Open file", "File" }, new[] { "%s", "Datei öffnen", "Datei" }, 0.5)] // "%s" → "%s" is right: not eligible
+    [InlineData(new[] { "%s" }, new[] { "%s" }, new[] { "%s" }, 0.0)]                              // nothing eligible
+    public void SourceCopyShare_CountsOutputsThatRepeatTheirSource_WhereTheReferenceDiffers(string[] hypotheses, string[] sources, string[] references, double expected)
+    {
+        var metric = TextEvaluator.SourceCopyShare(hypotheses, sources, references, "basis");
+        Assert.Equal("source_copy_share", metric.Metric);
+        Assert.Equal(expected, metric.Value, 12);
+        Assert.StartsWith("basis|copy:", metric.Signature, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("", "", 1.0)]
+    [InlineData("abc", "", 0.0)]
+    [InlineData("kitten", "sitting", 1 - 3 / 7.0)] // the textbook distance 3
+    [InlineData("flaw", "lawn", 0.5)]
+    [InlineData("Datei", "Datei", 1.0)]
+    public void Similarity_IsOneMinusLevenshteinOverTheLongerLength(string a, string b, double expected)
+    {
+        Assert.Equal(expected, TextEvaluator.Similarity(a, b), 12);
+        Assert.Equal(expected, TextEvaluator.Similarity(b, a), 12);
+    }
+
     [Fact]
     public void TranslationMetrics_AreExactlyWhatBleuChrfAndRougeGiveOnTheSameHypotheses()
     {
