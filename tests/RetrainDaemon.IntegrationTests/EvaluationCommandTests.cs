@@ -28,6 +28,7 @@ public sealed class EvaluationCommandTests : IDisposable
             ["Models:fashion-mnist:Gate:Checks:1:Metric"] = "fid",
             ["Models:fashion-mnist:Gate:Checks:1:Min"] = "10",
             ["Evaluation:SampleCount"] = "1",
+            ["Evaluation:Text:Decoding"] = "nucleus",
             ["Registry:KeepLast"] = "0",
         });
 
@@ -36,6 +37,7 @@ public sealed class EvaluationCommandTests : IDisposable
         Assert.Contains("Models:fashion-mnist:Gate:Checks:1:Min = '10'", text, StringComparison.Ordinal);
         Assert.Contains("lower-is-better", text, StringComparison.Ordinal);
         Assert.Contains("Evaluation:SampleCount = '1'", text, StringComparison.Ordinal);
+        Assert.Contains("Evaluation:Text:Decoding = 'nucleus'", text, StringComparison.Ordinal);
         Assert.Contains("Registry:KeepLast = '0'", text, StringComparison.Ordinal);
     }
 

@@ -1,4 +1,3 @@
-using System.Text.Json.Nodes;
 using RetrainDaemon.Core.Imaging;
 using RetrainDaemon.Core.Gate;
 using RetrainDaemon.Core.Options;
@@ -28,21 +27,9 @@ public sealed class ImageCandidateGate(EvaluationOptions options, OnnxFeatureExt
     {
         ArgumentNullException.ThrowIfNull(gate);
         var candidate = evaluator.Evaluate(candidateOnnx, range, reference, cancellationToken);
-        var resolution = registry.ResolveServable(model);
-        ImageEvaluation? champion = null;
-        if (resolution.Verified is { } verified)
-        {
-            champion = evaluator.Evaluate(verified.ModelPath, range, reference, cancellationToken);
-        }
-
-        var report = GateDecision.Evaluate(gate, candidate.Metrics, champion?.Metrics);
-        string? championProblem = resolution.IsServable || resolution.Absent ? null : resolution.Problem ?? "the champion cannot be resolved";
-        if (championProblem is not null)
-        {
-            report = report with { Passed = false, Reason = $"not comparable with the champion: {championProblem}" };
-        }
-
-        return new GatedCandidate(report, candidate, champion, resolution.Verified?.Version, championProblem);
+        var verdict = ChampionComparison.Decide(registry, model, gate, candidate.Metrics,
+            path => evaluator.Evaluate(path, range, reference, cancellationToken), champion => champion.Metrics);
+        return new GatedCandidate(verdict.Report, candidate, verdict.Champion, verdict.ChampionVersion, verdict.ChampionProblem);
     }
 
     /// <summary>
@@ -53,21 +40,6 @@ public sealed class ImageCandidateGate(EvaluationOptions options, OnnxFeatureExt
         ExportParity? parity = null, string? runId = null, long? dataWatermark = null)
     {
         ArgumentNullException.ThrowIfNull(gated);
-        return registry.Publish(new PublishRequest
-        {
-            Model = model,
-            Status = gated.Report.Passed ? VersionStatus.Passed : VersionStatus.Rejected,
-            Files = files,
-            RunId = runId,
-            ParentVersion = gated.ChampionVersion,
-            DataWatermark = dataWatermark,
-            Hyperparameters = hyperparameters,
-            Metrics = gated.Candidate.Metrics,
-            GateReport = JsonNode.Parse(gated.Report.ToJson()),
-            Parity = parity,
-            MaxBatchSize = 256,
-            Alias = gated.Report.Passed ? PublishAlias.Champion : PublishAlias.None,
-            Reason = gated.Report.Passed ? $"passed the gate ({gated.Report.Checks} checks)" : null,
-        });
+        return ChampionComparison.Publish(registry, model, files, gated.Report, gated.Candidate.Metrics, gated.ChampionVersion, hyperparameters, parity, runId, dataWatermark, maxBatchSize: 256);
     }
 }

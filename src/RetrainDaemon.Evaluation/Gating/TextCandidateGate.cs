@@ -1,4 +1,3 @@
-using System.Text.Json.Nodes;
 using RetrainDaemon.Core.Gate;
 using RetrainDaemon.Core.Registry;
 using RetrainDaemon.Evaluation.Text;
@@ -27,29 +26,9 @@ public sealed class TextCandidateGate(TextEvaluationOptions options, int threads
     {
         ArgumentNullException.ThrowIfNull(gate);
         var candidate = evaluator.Evaluate(candidateOnnx, reference, cancellationToken);
-        var resolution = registry.ResolveServable(model);
-        TextEvaluation? champion = null;
-        string? championProblem = resolution.IsServable || resolution.Absent ? null : resolution.Problem ?? "the champion cannot be resolved";
-        if (resolution.Verified is { } verified)
-        {
-            try
-            {
-                champion = evaluator.Evaluate(verified.ModelPath, reference, cancellationToken);
-            }
-            catch (InvalidDataException ex)
-            {
-                // A champion that no longer loads as a gpt model (or diverges) cannot vouch for anything.
-                championProblem = $"champion v{verified.Version} cannot be scored: {ex.Message}";
-            }
-        }
-
-        var report = GateDecision.Evaluate(gate, candidate.Metrics, champion?.Metrics);
-        if (championProblem is not null)
-        {
-            report = report with { Passed = false, Reason = $"not comparable with the champion: {championProblem}" };
-        }
-
-        return new GatedTextCandidate(report, candidate, champion, resolution.Verified?.Version, championProblem);
+        var verdict = ChampionComparison.Decide(registry, model, gate, candidate.Metrics,
+            path => evaluator.Evaluate(path, reference, cancellationToken), champion => champion.Metrics);
+        return new GatedTextCandidate(verdict.Report, candidate, verdict.Champion, verdict.ChampionVersion, verdict.ChampionProblem);
     }
 
     /// <summary>
@@ -60,23 +39,8 @@ public sealed class TextCandidateGate(TextEvaluationOptions options, int threads
         ExportParity? parity = null, string? runId = null, long? dataWatermark = null)
     {
         ArgumentNullException.ThrowIfNull(gated);
-        return registry.Publish(new PublishRequest
-        {
-            Model = model,
-            Status = gated.Report.Passed ? VersionStatus.Passed : VersionStatus.Rejected,
-            Files = files,
-            RunId = runId,
-            ParentVersion = gated.ChampionVersion,
-            DataWatermark = dataWatermark,
-            Hyperparameters = hyperparameters,
-            Metrics = gated.Candidate.Metrics,
-            GateReport = JsonNode.Parse(gated.Report.ToJson()),
-            Parity = parity,
-            // 0: Triton must not batch requests together — rows of one KV-cache step need equal past lengths,
-            // which only the caller's own decode loop can guarantee (the batch dimension stays explicit, -1).
-            MaxBatchSize = 0,
-            Alias = gated.Report.Passed ? PublishAlias.Champion : PublishAlias.None,
-            Reason = gated.Report.Passed ? $"passed the gate ({gated.Report.Checks} checks)" : null,
-        });
+        // MaxBatchSize 0: Triton must not batch requests together — rows of one KV-cache step need their own
+        // past lengths and masks, which only the caller's decode loop can arrange (the batch dimension stays explicit).
+        return ChampionComparison.Publish(registry, model, files, gated.Report, gated.Candidate.Metrics, gated.ChampionVersion, hyperparameters, parity, runId, dataWatermark, maxBatchSize: 0);
     }
 }

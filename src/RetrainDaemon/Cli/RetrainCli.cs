@@ -43,6 +43,7 @@ public static class RetrainCli
             Bind(configuration, HttpOptions.Section, new HttpOptionsValidator(), failures);
             Bind(configuration, TrainingHostOptions.Section, new TrainingHostOptionsValidator(), failures);
             Bind(configuration, EvaluationOptions.Section, new EvaluationOptionsValidator(), failures);
+            Bind(configuration, Evaluation.Text.TextEvaluationOptions.Section, new Evaluation.Text.TextEvaluationOptionsValidator(), failures);
             Bind(configuration, RegistryOptions.Section, new RegistryOptionsValidator(), failures);
             Bind(configuration, ServingOptions.Section, new ServingOptionsValidator(), failures);
             BindModels(configuration, failures);
