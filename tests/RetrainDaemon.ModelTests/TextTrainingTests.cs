@@ -181,3 +181,43 @@ public sealed class TextTrainingTests(ITestOutputHelper output) : IDisposable
         return gpt;
     }
 }
+
+/// <summary>The text snapshot against a real SQLite store: splits, the watermark, fresh-only training texts, the whole holdout, skips.</summary>
+public sealed class TextSnapshotStoreTests : IAsyncLifetime
+{
+    private readonly string root = Path.Combine(Path.GetTempPath(), $"rd-textsnap-{Guid.NewGuid():N}");
+    private RetrainDaemon.Data.Store.SqliteSampleStore store = null!;
+
+    public async Task InitializeAsync()
+    {
+        store = new RetrainDaemon.Data.Store.SqliteSampleStore(new RetrainDaemon.Core.Options.StoreOptions { Path = Path.Combine(root, "retrain.db") });
+        var pairs = TextTrainingTests.Pairs(0, 100);
+        RetrainDaemon.Core.Contracts.IngestItem Item(int i, string text, string? source) => RetrainDaemon.Core.Contracts.IngestItem.Of(new RetrainDaemon.Core.Contracts.SampleRecord(
+            $"de/{i}", "en-de", "/t", null, RetrainDaemon.Core.Contracts.Modality.Text, i % 5 == 0 ? RetrainDaemon.Core.Contracts.Splits.Holdout : RetrainDaemon.Core.Contracts.Splits.Train,
+            null, 0, 0, 0, null, text, source));
+        var items = pairs.Select((p, i) => Item(i, p.Text, p.Source)).ToList();
+        items[1] = Item(1, " ", "Open");   // an empty side: skipped and counted, never fatal
+        items[2] = Item(2, "Öffnen", null);
+        await store.CommitAsync(items[..60], CancellationToken.None);   // sequences 1..60
+        await store.CommitAsync(items[60..], CancellationToken.None);   // 61..100
+    }
+
+    public async Task DisposeAsync()
+    {
+        await store.DisposeAsync();
+        Directory.Delete(root, recursive: true);
+    }
+
+    [Fact]
+    public async Task A_fine_tune_trains_on_fresh_texts_and_keeps_the_whole_holdout()
+    {
+        var (train, holdout, counts) = await TextSnapshot.LoadAsync(store, "en-de", conditional: true, watermark: 100);
+        Assert.Equal(new TextSnapshotCounts(100, 78, 20, 1, 1, 0), counts); // 80 train - 2 skipped, 20 holdout
+        Assert.All(train.Concat(holdout), p => Assert.False(string.IsNullOrWhiteSpace(p.Source)));
+
+        var (freshTrain, sameHoldout, freshCounts) = await TextSnapshot.LoadAsync(store, "en-de", conditional: true, watermark: 100, previousWatermark: 60);
+        Assert.Equal(32, freshTrain.Count);                  // train samples among sequences 61..100
+        Assert.Equal(holdout, sameHoldout);                  // the comparison set does not move with the watermark
+        Assert.Equal(0, freshCounts.Skipped);
+    }
+}

@@ -18,7 +18,7 @@ public sealed record TextSnapshotCounts(long Watermark, int Train, int Holdout, 
 
 /// <summary>
 /// A training snapshot of one text model from the store, up to a watermark, split by the store's
-/// train/holdout assignment. Empty texts and pairs with an empty side are skipped and counted,
+/// train/holdout assignment: training texts after the previous run's watermark, the whole holdout. Empty texts and pairs with an empty side are skipped and counted,
 /// never fatal: the ingest already validated them, but a snapshot must not crash on what it finds.
 /// </summary>
 public static class TextSnapshot
@@ -29,29 +29,33 @@ public static class TextSnapshot
         int emptyText = 0, missingSource = 0, notText = 0;
         var train = new List<TextPair>();
         var holdout = new List<TextPair>();
-        await foreach (var sample in store.ReadSamplesAsync(model, previousWatermark, watermark, split: null, cancellationToken).ConfigureAwait(false))
+        // Training texts are the fresh ones (after the previous run's watermark); the holdout is always the
+        // whole holdout up to the watermark, so runs are compared on the same texts (as ImageSnapshot does).
+        foreach (var (after, split, into) in new[] { (previousWatermark, Splits.Train, train), (0L, Splits.Holdout, holdout) })
         {
-            var record = sample.Record;
-            if (record.Modality != Modality.Text)
+            await foreach (var sample in store.ReadSamplesAsync(model, after, watermark, split, cancellationToken).ConfigureAwait(false))
             {
-                notText++;
-                continue;
-            }
+                var record = sample.Record;
+                if (record.Modality != Modality.Text)
+                {
+                    notText++;
+                    continue;
+                }
 
-            if (string.IsNullOrWhiteSpace(record.Text))
-            {
-                emptyText++;
-                continue;
-            }
+                if (string.IsNullOrWhiteSpace(record.Text))
+                {
+                    emptyText++;
+                    continue;
+                }
 
-            if (conditional && string.IsNullOrWhiteSpace(record.SourceText))
-            {
-                missingSource++;
-                continue;
-            }
+                if (conditional && string.IsNullOrWhiteSpace(record.SourceText))
+                {
+                    missingSource++;
+                    continue;
+                }
 
-            var pair = new TextPair(record.Text, conditional ? record.SourceText : null);
-            (record.Split == Splits.Holdout ? holdout : train).Add(pair);
+                into.Add(new TextPair(record.Text, conditional ? record.SourceText : null));
+            }
         }
 
         return (train, holdout, new TextSnapshotCounts(watermark, train.Count, holdout.Count, emptyText, missingSource, notText));
