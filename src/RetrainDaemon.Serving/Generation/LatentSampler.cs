@@ -1,9 +1,11 @@
+using RetrainDaemon.Core.Text;
+
 namespace RetrainDaemon.Serving.Generation;
 
 /// <summary>
 /// Deterministic generator inputs from a seed: the same seed, latent size, count, truncation and
-/// class give the same latents and labels in every run and release (our own xoshiro256** seeded by
-/// SplitMix64, not <see cref="Random"/>, whose algorithm is not a contract; the float latents hide
+/// class give the same latents and labels in every run and release (Core's <see cref="Xoshiro256StarStar"/>,
+/// the generator the token sampler uses too, not <see cref="Random"/>, whose algorithm is not a contract; the float latents hide
 /// the last-bit differences <see cref="Math.Log(double)"/> may have between platforms). A unit test
 /// pins the first values.
 /// </summary>
@@ -20,17 +22,10 @@ internal sealed class LatentSampler
     /// <summary>Largest accepted seed: 2^53 − 1, so that JavaScript clients can echo it exactly.</summary>
     public const long MaxSeed = (1L << 53) - 1;
 
-    private ulong s0, s1, s2, s3;
+    private readonly Xoshiro256StarStar random;
     private double? spare;
 
-    public LatentSampler(long seed)
-    {
-        ulong x = unchecked((ulong)seed);
-        s0 = SplitMix(ref x);
-        s1 = SplitMix(ref x);
-        s2 = SplitMix(ref x);
-        s3 = SplitMix(ref x);
-    }
+    public LatentSampler(long seed) => random = new Xoshiro256StarStar(unchecked((ulong)seed));
 
     /// <summary>A fresh random seed in <c>[0, <see cref="MaxSeed"/>]</c> for requests that gave none.</summary>
     public static long NewSeed() => Random.Shared.NextInt64(0, MaxSeed + 1);
@@ -75,7 +70,7 @@ internal sealed class LatentSampler
     }
 
     /// <summary>Uniform in [0, 1) with 53 random bits.</summary>
-    public double NextDouble() => (Next() >> 11) * (1.0 / (1UL << 53));
+    public double NextDouble() => random.NextDouble();
 
     public int NextInt(int exclusiveMax) => (int)Math.Min(exclusiveMax - 1, (long)(NextDouble() * exclusiveMax));
 
@@ -93,26 +88,5 @@ internal sealed class LatentSampler
         double r = Math.Sqrt(-2.0 * Math.Log(u1));
         spare = r * Math.Sin(2 * Math.PI * u2);
         return r * Math.Cos(2 * Math.PI * u2);
-    }
-
-    private ulong Next()
-    {
-        ulong result = ulong.RotateLeft(s1 * 5, 7) * 9;
-        ulong t = s1 << 17;
-        s2 ^= s0;
-        s3 ^= s1;
-        s1 ^= s2;
-        s0 ^= s3;
-        s2 ^= t;
-        s3 = ulong.RotateLeft(s3, 45);
-        return result;
-    }
-
-    private static ulong SplitMix(ref ulong x)
-    {
-        ulong z = x += 0x9E3779B97F4A7C15UL;
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
-        return z ^ (z >> 31);
     }
 }
