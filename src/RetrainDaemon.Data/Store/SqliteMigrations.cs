@@ -44,5 +44,34 @@ internal static class SqliteMigrations
             );
             CREATE INDEX ix_feedback_model_seq ON feedback (model, seq);
             """),
+        (2, "run ledger: fine-tune and analysis runs and their stages", """
+            CREATE TABLE runs (
+                run_id             TEXT    PRIMARY KEY,
+                model              TEXT    NOT NULL,
+                kind               TEXT    NOT NULL CHECK (kind IN ('finetune', 'analysis')),
+                status             TEXT    NOT NULL CHECK (status IN ('running', 'promoted', 'rejected', 'failed', 'skipped', 'completed')),
+                trigger            TEXT    NOT NULL,
+                started_at         TEXT    NOT NULL,
+                finished_at        TEXT,
+                watermark          INTEGER,
+                previous_watermark INTEGER,
+                parent_version     INTEGER,
+                version            INTEGER,
+                directory          TEXT,
+                detail             TEXT,
+                attempts           INTEGER NOT NULL DEFAULT 1
+            );
+            CREATE INDEX ix_runs_model_kind_started ON runs (model, kind, started_at);
+            CREATE TABLE run_stages (
+                run_id      TEXT    NOT NULL REFERENCES runs (run_id),
+                attempt     INTEGER NOT NULL,
+                stage       TEXT    NOT NULL,
+                started_at  TEXT    NOT NULL,
+                finished_at TEXT,
+                outcome     TEXT    CHECK (outcome IN ('ok', 'failed', 'skipped', 'interrupted')),
+                detail      TEXT,
+                PRIMARY KEY (run_id, attempt, stage)
+            );
+            """),
     ];
 }

@@ -11,7 +11,7 @@ namespace RetrainDaemon.Data.Store;
 /// transaction and, with <c>synchronous=FULL</c>, one fsync — so the caller may ack every message
 /// of the batch once it returns. Reads use pooled connections and do not block the writer.
 /// </summary>
-public sealed class SqliteSampleStore : ISampleStore
+public sealed partial class SqliteSampleStore : ISampleStore
 {
     private readonly string path;
     private readonly string synchronous;
