@@ -61,6 +61,7 @@ public static partial class ServingExtensions
         services.TryAddSingleton<ServingMetrics>();
         services.AddSingleton<ServingDrain>();
         services.AddHostedService(sp => sp.GetRequiredService<ServingDrain>());
+        services.TryAddSingleton<Core.Contracts.ServingOutcomes>();
         services.AddSingleton<ServingHttp>();
         services.AddSingleton<InferenceAdmission>();
         services.AddSingleton<IGeneratorBackend, OnnxGeneratorBackend>();
@@ -191,7 +192,16 @@ public static partial class ServingExtensions
                 .Route(ServingRoute.Rollback, AdminTag, "Roll back",
                     "Body {\"reason\": \"...\"}: points the champion back at the previous version and tells the server to swap. 409 when there is nothing to roll back to.")
                 .JsonBody<RollbackRequest>();
-            foreach (var route in new[] { promote, rollback })
+            var routes = new List<RouteHandlerBuilder> { promote, rollback };
+            if (app.Services.GetService<Core.Contracts.IRetrainRequester>() is not null)
+            {
+                routes.Add(app.MapPost("/admin/models/{model}/retrain", AdminEndpoints.RetrainAsync)
+                    .Route(ServingRoute.Retrain, AdminTag, "Fine-tune now",
+                        "Body {\"reason\": \"...\"}: queues one fine-tune of the model (202); the run appears in the ledger (retrain-daemon runs list). 404 for a model the loop does not train.")
+                    .JsonBody<RollbackRequest>());
+            }
+
+            foreach (var route in routes)
             {
                 route.Produces<AdminResponse>().Errors(400, 401, 403, 404, 409);
                 if (adminPorts.Count > 0)

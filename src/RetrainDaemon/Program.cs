@@ -1,5 +1,6 @@
 using RetrainDaemon.Cli;
 using RetrainDaemon.Hosting;
+using RetrainDaemon.Loop;
 using RetrainDaemon.Serving;
 
 // Composition root. The command line picks a verb; `run` builds the daemon, one AddX() per stage.
@@ -12,6 +13,7 @@ return await RetrainCli.InvokeAsync(args, static async (configuration, cancellat
     builder.AddIngestion();
     builder.AddServing();
     builder.AddModelEvents();
+    builder.AddLoop();
 
     await using var app = builder.Build();
     app.MapOperationalEndpoints();

@@ -35,6 +35,8 @@ public sealed class CommandLineTests(BrokerFixture fixture, ITestOutputHelper ou
             Assert.Contains(expected, publish.Output, StringComparison.Ordinal);
         }
 
+        // Feedback is stored only for generations the serving API handed out; these stand for them.
+        await Store.GenerationSeed.RecordAsync(StorePath, [("g-1", "fashion-mnist", 1), ("g-2", "fortunes", 2), ("g-3", "en-de", 1)]);
         await using var daemon = DaemonProcess.Start(Fixture.Broker, StorePath);
         await daemon.WaitReadyAsync();
         // Some gettext messages may exceed en-de's 1,000-character limit and be dead-lettered; all others are stored.
@@ -46,7 +48,9 @@ public sealed class CommandLineTests(BrokerFixture fixture, ITestOutputHelper ou
 
         Assert.Equal(3, StoreProbe.Feedback(StorePath));
         Assert.Equal(300, StoreProbe.Scalar(StorePath, "SELECT COUNT(*) FROM samples WHERE model = 'fashion-mnist';"));
-        Assert.Equal(200, StoreProbe.Scalar(StorePath, "SELECT COUNT(*) FROM samples WHERE model = 'fortunes';"));
+        Assert.Equal(200, StoreProbe.Scalar(StorePath, "SELECT COUNT(*) FROM samples WHERE model = 'fortunes' AND origin = 'producer';"));
+        // fb-explicit's correction of generation g-2 became a training sample of its own.
+        Assert.Equal(1, StoreProbe.Scalar(StorePath, "SELECT COUNT(*) FROM samples WHERE model = 'fortunes' AND origin = 'correction' AND correction_of = 'g-2' AND text = 'A better fortune.';"));
         Assert.Equal(1, StoreProbe.Scalar(StorePath, "SELECT COUNT(*) FROM feedback WHERE event_id = 'fb-explicit' AND accepted = 0 AND correction_text = 'A better fortune.';"));
     }
 

@@ -24,7 +24,11 @@ public sealed class ConfigurationTests
 
         Assert.Equal(2, exit);
         string text = daemon.Output;
-        Assert.Contains("the configuration is invalid (8 problems)", text, StringComparison.Ordinal);
+        // 8 set above, plus two that follow from the 2-channel image: the DCGAN trains on 28x28 grayscale,
+        // and the VAE that shares the fashion-mnist dataset no longer has the same image shape.
+        Assert.Contains("the configuration is invalid (10 problems)", text, StringComparison.Ordinal);
+        Assert.Contains("Models:fashion-mnist:Image = '28x28x2'", text, StringComparison.Ordinal);
+        Assert.Contains("Models:fashion-vae:Dataset = 'fashion-mnist'", text, StringComparison.Ordinal);
         Assert.Contains("Broker:Endpoints:0 = 'localhost:99999'", text, StringComparison.Ordinal);
         Assert.Contains("Ingest:Prefetch = '0'", text, StringComparison.Ordinal);
         Assert.Contains("Ingest:DeliveryLimit = '-3'", text, StringComparison.Ordinal);
@@ -34,6 +38,30 @@ public sealed class ConfigurationTests
         Assert.Contains("Models:fortunes:Modality = 'video'", text, StringComparison.Ordinal);
         Assert.DoesNotContain("do-not-print-me", text, StringComparison.Ordinal);
         Assert.DoesNotContain("Hosting failed to start", text, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task BadModelConfiguration_UnknownFamilyDatasetMetricAndSchedule_AreListedTogether()
+    {
+        var settings = new Dictionary<string, string>
+        {
+            ["Models:fortunes:Family"] = "gan",
+            ["Models:fashion-vae:Dataset"] = "mnist-digits",
+            ["Models:en-de:Gate:Checks:0:Metric"] = "blue",
+            ["Models:fashion-mnist:Schedule"] = "every day at 3",
+            ["Models:fashion-mnist:Triggers:MinNewSamples"] = "0",
+            ["Loop:CheckInterval"] = "00:00:00.100",
+        };
+        await using var daemon = DaemonProcess.StartRaw("run", settings, 0);
+        Assert.Equal(2, await daemon.WaitForExitAsync(TimeSpan.FromSeconds(60)));
+        string text = daemon.Output;
+        Assert.Contains("the configuration is invalid (6 problems)", text, StringComparison.Ordinal);
+        Assert.Contains("Models:fortunes:Family = 'gan': unknown family (known: dcgan, vae, gpt)", text, StringComparison.Ordinal);
+        Assert.Contains("Models:fashion-vae:Dataset = 'mnist-digits': unknown dataset", text, StringComparison.Ordinal);
+        Assert.Contains("Models:en-de:Gate:Checks:0:Metric = 'blue'", text, StringComparison.Ordinal);
+        Assert.Contains("Models:fashion-mnist:Schedule = 'every day at 3': not a Quartz cron expression", text, StringComparison.Ordinal);
+        Assert.Contains("Models:fashion-mnist:Triggers:MinNewSamples = '0'", text, StringComparison.Ordinal);
+        Assert.Contains("Loop:CheckInterval = '00:00:00.1000000'", text, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -60,6 +60,8 @@ public sealed class IngestionTests(BrokerFixture fixture, ITestOutputHelper outp
         var feedback = Enumerable.Range(0, 50).Select(i => CloudEventEncoder.Encode($"fb-{i}", Core.Contracts.EventTypes.Feedback, "fortunes", "/tests",
             new System.Text.Json.Nodes.JsonObject { ["generation_id"] = $"gen-{i}", ["model"] = "fortunes", ["version"] = 1, ["rating"] = 1 + i % 5 })).ToList();
         string store = StorePath;
+        // Feedback is stored only for generations the serving API handed out; these stand for them.
+        await Store.GenerationSeed.RecordAsync(store, Enumerable.Range(0, 50).Select(i => ($"gen-{i}", "fortunes", 1)));
         await using var daemon = DaemonProcess.Start(Fixture.Broker, store);
         await daemon.WaitReadyAsync();
 

@@ -52,6 +52,9 @@ public sealed partial class DaemonProcess : IAsyncDisposable
         // Readiness requires every served model to be ready; these daemons have no champion to serve.
         // Serving tests turn it back on through `extra`.
         ["Serving:Enabled"] = "false",
+        // Nor do they fine-tune: the loop's default triggers would train on the data a test publishes.
+        // Loop tests turn it back on.
+        ["Loop:Enabled"] = "false",
     };
 
     public static DaemonProcess Start(PrivateBroker broker, string storePath, IDictionary<string, string>? extra = null, string verb = "run")

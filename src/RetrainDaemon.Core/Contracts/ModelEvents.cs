@@ -22,6 +22,16 @@ public static class ModelEventTypes
     public const string Rejected = "retrain.model.rejected.v1";
 
     public const string RejectedRoutingKey = "model.rejected";
+
+    /// <summary>CloudEvent type of an automatic rollback; routing key <c>model.rolled_back</c>.</summary>
+    public const string RolledBack = "retrain.model.rolled_back.v1";
+
+    public const string RolledBackRoutingKey = "model.rolled_back";
+
+    /// <summary>CloudEvent type of a finished error analysis; routing key <c>analysis.completed</c>.</summary>
+    public const string AnalysisCompleted = "retrain.analysis.completed.v1";
+
+    public const string AnalysisCompletedRoutingKey = "analysis.completed";
 }
 
 /// <summary>The data of a <see cref="ModelEventTypes.Promoted"/> event; <c>subject</c> is the model.</summary>
@@ -36,3 +46,12 @@ public sealed record ModelPromotedData(string Model, int Version, int? Previous,
 /// <param name="Champion">The champion it was compared with (still serving), if any.</param>
 /// <param name="Reason">Why it failed: the gate report's headline.</param>
 public sealed record ModelRejectedData(string Model, int Version, int? Champion, string Reason);
+
+/// <summary>The data of a <see cref="ModelEventTypes.RolledBack"/> event: the champion went from <paramref name="From"/> back to <paramref name="To"/>.</summary>
+public sealed record ModelRolledBackData(string Model, int From, int To, string Reason);
+
+/// <summary>
+/// The data of a <see cref="ModelEventTypes.AnalysisCompleted"/> event: which champion was analysed,
+/// the drift score, the worst slices (worst first) and where the report is.
+/// </summary>
+public sealed record AnalysisCompletedData(string Model, string RunId, int Version, double? Drift, IReadOnlyList<string> WorstSlices, string Report);

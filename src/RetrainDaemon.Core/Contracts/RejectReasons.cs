@@ -22,6 +22,12 @@ public static class RejectReasons
     public const string TextEmpty = "text_empty";
     public const string TextTooLong = "text_too_long";
     public const string StoreError = "store_error";
+
+    /// <summary>Feedback cites a generation id the serving API never recorded handing out.</summary>
+    public const string UnknownGeneration = "unknown_generation";
+
+    /// <summary>Feedback cites a recorded generation but names another model or version than the one that made it.</summary>
+    public const string GenerationMismatch = "generation_mismatch";
 }
 
 /// <summary>Why a message cannot be stored.</summary>

@@ -11,6 +11,7 @@ public static class MetricNames
     public const string StoreFeedback = "retrain_store_feedback";
     public const string BrokerConnected = "retrain_broker_connected";
     public const string BrokerRecoveries = "retrain_broker_recoveries_total";
+    public const string GenerationJournalDropped = "retrain_generation_journal_dropped_total";
 
     /// <summary>Values of the <c>result</c> label of <see cref="IngestMessages"/>.</summary>
     public static class Results

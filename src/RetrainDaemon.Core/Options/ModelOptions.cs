@@ -1,4 +1,5 @@
 using RetrainDaemon.Core.Contracts;
+using RetrainDaemon.Core.Policies;
 
 namespace RetrainDaemon.Core.Options;
 
@@ -12,7 +13,10 @@ public sealed class ModelCatalogOptions
     public bool TryGet(string name, out ModelOptions model) => Models.TryGetValue(name, out model!);
 }
 
-/// <summary>One model's data contract. Later stages add family, schedule and gate.</summary>
+/// <summary>
+/// One model: its data contract, its gate, and how the loop keeps it fresh (family, dataset,
+/// hyperparameters, schedules, triggers, rollback bounds).
+/// </summary>
 public sealed class ModelOptions
 {
     /// <summary><c>image</c> or <c>text</c>. A string so a typo is a validation failure, not a binder crash.</summary>
@@ -29,6 +33,35 @@ public sealed class ModelOptions
 
     /// <summary>The promotion gate; empty (no checks) is valid but admits no candidate.</summary>
     public Gate.GateOptions Gate { get; set; } = new();
+
+    /// <summary>Whether the loop trains this model at all (its data is ingested either way).</summary>
+    public bool Retrain { get; set; } = true;
+
+    /// <summary>dcgan or vae for image models, gpt for text models; empty = dcgan (image) or gpt (text).</summary>
+    public string Family { get; set; } = "";
+
+    /// <summary>
+    /// The CloudEvent <c>subject</c> whose samples this model trains on; empty = the model's own name. Two
+    /// models may learn from one dataset (a DCGAN and a VAE on fashion-mnist) and are gated and served apart.
+    /// </summary>
+    public string Dataset { get; set; } = "";
+
+    public ModelTrainingOptions Training { get; set; } = new();
+
+    /// <summary>Quartz cron expression (seconds first: <c>0 0 3 * * ?</c>) for scheduled fine-tunes; empty = none.</summary>
+    public string Schedule { get; set; } = "";
+
+    /// <summary>Quartz cron expression for scheduled error analysis; empty = none.</summary>
+    public string AnalysisSchedule { get; set; } = "";
+
+    public TriggerOptions Triggers { get; set; } = new();
+
+    public RollbackOptions Rollback { get; set; } = new();
+
+    public string ResolvedFamily =>
+        Family.Length > 0 ? Family.ToLowerInvariant() : ParsedModality == Contracts.Modality.Text ? ModelFamilies.Gpt : ModelFamilies.Dcgan;
+
+    public string ResolvedDataset(string model) => Dataset.Length > 0 ? Dataset : model;
 
     public Modality ParsedModality => string.Equals(Modality, "image", StringComparison.OrdinalIgnoreCase)
         ? Contracts.Modality.Image

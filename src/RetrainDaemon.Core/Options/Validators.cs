@@ -15,6 +15,9 @@ internal sealed class Failures(string section)
     public void Add(string key, object? value, string problem) =>
         items.Add(string.Create(CultureInfo.InvariantCulture, $"{section}:{key} = '{value}': {problem}"));
 
+    /// <summary>A failure already formatted by another validator ("Section:Key = 'value': problem").</summary>
+    public void AddRaw(string failure) => items.Add(failure.StartsWith(section + ":", StringComparison.Ordinal) ? failure : $"{section}:{failure}");
+
     public void Secret(string key, string problem) => items.Add($"{section}:{key} = '***': {problem}");
 
     public void Positive(string key, TimeSpan value)
@@ -219,6 +222,7 @@ public sealed partial class ModelCatalogOptionsValidator : IValidateOptions<Mode
             }
 
             Gate.GateOptionsValidator.Collect(f, $"{model}:Gate", o.Gate, o.Modality);
+            ModelLoopValidation.Collect(f, model, o, options);
         }
 
         return f.Result();

@@ -97,3 +97,10 @@ public static class StageOutcomes
     public const string Skipped = "skipped";
     public const string Interrupted = "interrupted";
 }
+
+/// <summary>Cheap counts the loop's trigger policy asks for every few seconds.</summary>
+public interface ILoopQueries
+{
+    /// <summary>Samples of <paramref name="model"/> with sequence &gt; <paramref name="afterSequence"/>.</summary>
+    Task<long> CountSamplesAfterAsync(string model, long afterSequence, CancellationToken cancellationToken);
+}

@@ -73,5 +73,21 @@ internal static class SqliteMigrations
                 PRIMARY KEY (run_id, attempt, stage)
             );
             """),
+        (3, "generations served, feedback joined to them, corrections as samples", """
+            CREATE TABLE generations (
+                generation_id TEXT    PRIMARY KEY,
+                model         TEXT    NOT NULL,
+                version       INTEGER NOT NULL,
+                created_at    TEXT    NOT NULL,
+                modality      TEXT    NOT NULL CHECK (modality IN ('image', 'text')),
+                slice         TEXT,
+                input         TEXT
+            ) WITHOUT ROWID;
+            CREATE INDEX ix_generations_model_version ON generations (model, version);
+            -- The slice of the generation a feedback row cites, copied at commit so per-slice analysis needs no join.
+            ALTER TABLE feedback ADD COLUMN slice TEXT;
+            ALTER TABLE samples ADD COLUMN origin TEXT NOT NULL DEFAULT 'producer' CHECK (origin IN ('producer', 'correction'));
+            ALTER TABLE samples ADD COLUMN correction_of TEXT;
+            """),
     ];
 }

@@ -4,8 +4,19 @@ using Microsoft.Data.Sqlite;
 namespace RetrainDaemon.Data.Store;
 
 /// <summary>The run ledger lives in the store's file: one backup covers data and history.</summary>
-public sealed partial class SqliteSampleStore : IRunLedger
+public sealed partial class SqliteSampleStore : IRunLedger, ILoopQueries
 {
+    public async Task<long> CountSamplesAfterAsync(string model, long afterSequence, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenReaderAsync(cancellationToken).ConfigureAwait(false);
+        using var command = connection.CreateCommand();
+        // ix_samples_model_seq makes this a range count, not a scan.
+        command.CommandText = "SELECT COUNT(*) FROM samples WHERE model = $model AND seq > $after;";
+        command.Parameters.AddWithValue("$model", model);
+        command.Parameters.AddWithValue("$after", afterSequence);
+        return Convert.ToInt64(await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false), CultureInfo.InvariantCulture);
+    }
+
     public Task StartRunAsync(RunStart run, CancellationToken cancellationToken) => WriteAsync(connection =>
     {
         using var command = connection.CreateCommand();

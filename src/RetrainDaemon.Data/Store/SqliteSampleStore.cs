@@ -20,6 +20,8 @@ public sealed partial class SqliteSampleStore : ISampleStore
     private SqliteConnection? writer;
     private SqliteCommand? insertSample;
     private SqliteCommand? insertFeedback;
+    private SqliteCommand? findGeneration;
+    private SqliteCommand? feedbackExists;
 
     public SqliteSampleStore(StoreOptions options, TimeProvider? clock = null)
     {
@@ -66,6 +68,8 @@ public sealed partial class SqliteSampleStore : ISampleStore
             Migrate(connection);
             insertSample = PrepareInsertSample(connection);
             insertFeedback = PrepareInsertFeedback(connection);
+            findGeneration = PrepareFindGeneration(connection);
+            feedbackExists = PrepareFeedbackExists(connection);
             writer = connection;
             return connection;
         }
@@ -136,11 +140,11 @@ public sealed partial class SqliteSampleStore : ISampleStore
     {
         var command = connection.CreateCommand();
         command.CommandText = """
-            INSERT INTO samples (event_id, model, source, event_time, modality, split, label, width, height, channels, pixels, text, source_text, received_at)
-            VALUES ($id, $model, $source, $time, $modality, $split, $label, $w, $h, $c, $pixels, $text, $source_text, $received)
+            INSERT INTO samples (event_id, model, source, event_time, modality, split, label, width, height, channels, pixels, text, source_text, received_at, origin, correction_of)
+            VALUES ($id, $model, $source, $time, $modality, $split, $label, $w, $h, $c, $pixels, $text, $source_text, $received, $origin, $correction_of)
             ON CONFLICT (event_id) DO NOTHING;
             """;
-        foreach (var name in new[] { "$id", "$model", "$source", "$time", "$modality", "$split", "$label", "$w", "$h", "$c", "$pixels", "$text", "$source_text", "$received" })
+        foreach (var name in new[] { "$id", "$model", "$source", "$time", "$modality", "$split", "$label", "$w", "$h", "$c", "$pixels", "$text", "$source_text", "$received", "$origin", "$correction_of" })
         {
             command.Parameters.Add(new SqliteParameter { ParameterName = name });
         }
@@ -153,11 +157,11 @@ public sealed partial class SqliteSampleStore : ISampleStore
     {
         var command = connection.CreateCommand();
         command.CommandText = """
-            INSERT INTO feedback (event_id, model, source, event_time, generation_id, version, rating, accepted, correction_text, correction_image, rater, received_at)
-            VALUES ($id, $model, $source, $time, $gen, $version, $rating, $accepted, $ctext, $cimage, $rater, $received)
+            INSERT INTO feedback (event_id, model, source, event_time, generation_id, version, rating, accepted, correction_text, correction_image, rater, received_at, slice)
+            VALUES ($id, $model, $source, $time, $gen, $version, $rating, $accepted, $ctext, $cimage, $rater, $received, $slice)
             ON CONFLICT (event_id) DO NOTHING;
             """;
-        foreach (var name in new[] { "$id", "$model", "$source", "$time", "$gen", "$version", "$rating", "$accepted", "$ctext", "$cimage", "$rater", "$received" })
+        foreach (var name in new[] { "$id", "$model", "$source", "$time", "$gen", "$version", "$rating", "$accepted", "$ctext", "$cimage", "$rater", "$received", "$slice" })
         {
             command.Parameters.Add(new SqliteParameter { ParameterName = name });
         }
@@ -194,12 +198,13 @@ public sealed partial class SqliteSampleStore : ISampleStore
                 tx = connection.BeginTransaction(deferred: false);
                 insertSample!.Transaction = tx;
                 insertFeedback!.Transaction = tx;
+                findGeneration!.Transaction = tx;
+                feedbackExists!.Transaction = tx;
                 for (int i = 0; i < items.Count; i++)
                 {
-                    int changed = items[i].Sample is { } sample
-                        ? InsertSample(sample, received)
-                        : InsertFeedback(items[i].Feedback!, received);
-                    outcomes[i] = changed == 1 ? CommitOutcome.Stored : CommitOutcome.Duplicate;
+                    outcomes[i] = items[i].Sample is { } sample
+                        ? InsertSample(sample, received) == 1 ? CommitOutcome.Stored : CommitOutcome.Duplicate
+                        : CommitFeedback(items[i].Feedback!, received);
                 }
 
                 tx.Commit();
@@ -220,6 +225,8 @@ public sealed partial class SqliteSampleStore : ISampleStore
                 tx?.Dispose();
                 insertSample!.Transaction = null;
                 insertFeedback!.Transaction = null;
+                findGeneration!.Transaction = null;
+                feedbackExists!.Transaction = null;
             }
         }
         finally
@@ -260,10 +267,12 @@ public sealed partial class SqliteSampleStore : ISampleStore
         p[11].Value = (object?)s.Text ?? DBNull.Value;
         p[12].Value = (object?)s.SourceText ?? DBNull.Value;
         p[13].Value = received;
+        p[14].Value = s.Origin;
+        p[15].Value = (object?)s.CorrectionOf ?? DBNull.Value;
         return insertSample.ExecuteNonQuery();
     }
 
-    private int InsertFeedback(FeedbackRecord f, string received)
+    private int InsertFeedback(FeedbackRecord f, GenerationRecord generation, string received)
     {
         var p = insertFeedback!.Parameters;
         p[0].Value = f.EventId;
@@ -271,13 +280,15 @@ public sealed partial class SqliteSampleStore : ISampleStore
         p[2].Value = f.Source;
         p[3].Value = (object?)f.EventTime?.ToString("O", CultureInfo.InvariantCulture) ?? DBNull.Value;
         p[4].Value = f.GenerationId;
-        p[5].Value = f.Version;
+        // The generation's version, not the message's spelling of it ("3", 3, "03"), so queries by version match.
+        p[5].Value = generation.Version.ToString(CultureInfo.InvariantCulture);
         p[6].Value = (object?)f.Rating ?? DBNull.Value;
         p[7].Value = f.Accepted is { } a ? (a ? 1 : 0) : DBNull.Value;
         p[8].Value = (object?)f.CorrectionText ?? DBNull.Value;
         p[9].Value = (object?)f.CorrectionImage ?? DBNull.Value;
         p[10].Value = (object?)f.Rater ?? DBNull.Value;
         p[11].Value = received;
+        p[12].Value = (object?)generation.Slice ?? DBNull.Value;
         return insertFeedback.ExecuteNonQuery();
     }
 
@@ -342,7 +353,7 @@ public sealed partial class SqliteSampleStore : ISampleStore
         return Convert.ToInt64(await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false), CultureInfo.InvariantCulture);
     }
 
-    private const string SampleColumns = "seq, event_id, model, source, event_time, modality, split, label, width, height, channels, pixels, text, source_text, received_at";
+    private const string SampleColumns = "seq, event_id, model, source, event_time, modality, split, label, width, height, channels, pixels, text, source_text, received_at, origin, correction_of";
 
     public async Task<StoredSample?> GetSampleAsync(string eventId, CancellationToken cancellationToken)
     {
@@ -390,7 +401,11 @@ public sealed partial class SqliteSampleStore : ISampleStore
             Channels: r.GetInt32(10),
             Pixels: r.IsDBNull(11) ? null : (byte[])r.GetValue(11),
             Text: r.IsDBNull(12) ? null : r.GetString(12),
-            SourceText: r.IsDBNull(13) ? null : r.GetString(13));
+            SourceText: r.IsDBNull(13) ? null : r.GetString(13))
+        {
+            Origin = r.GetString(15),
+            CorrectionOf = r.IsDBNull(16) ? null : r.GetString(16),
+        };
         return new StoredSample(r.GetInt64(0), record, DateTimeOffset.Parse(r.GetString(14), CultureInfo.InvariantCulture));
     }
 
@@ -416,6 +431,8 @@ public sealed partial class SqliteSampleStore : ISampleStore
         {
             insertSample?.Dispose();
             insertFeedback?.Dispose();
+            findGeneration?.Dispose();
+            feedbackExists?.Dispose();
             if (writer is not null)
             {
                 await writer.DisposeAsync().ConfigureAwait(false);

@@ -24,6 +24,13 @@ public sealed partial class BrokerConnector(BrokerOptions options, ILogger<Broke
     /// <summary>True while the connection is open (false before connecting and during recovery).</summary>
     public bool IsOpen => isOpen;
 
+    /// <summary>
+    /// Whether connections opened here drive <see cref="IsOpen"/> and the <c>retrain_broker_connected</c>
+    /// gauge (default true). A side connection of the daemon (the review page's feedback publisher) turns it
+    /// off: its own connect and close say nothing about the ingestion connection that readiness describes.
+    /// </summary>
+    public bool TracksHealth { get; init; } = true;
+
     public ConnectionFactory CreateFactory(bool automaticRecovery = true) => new()
     {
         UserName = options.UserName,
@@ -52,7 +59,11 @@ public sealed partial class BrokerConnector(BrokerOptions options, ILogger<Broke
             try
             {
                 var connection = await factory.CreateConnectionAsync(endpoints, options.ClientName, cancellationToken).ConfigureAwait(false);
-                Watch(connection);
+                if (TracksHealth)
+                {
+                    Watch(connection);
+                }
+
                 LogConnected(logger, where, attempt);
                 return connection;
             }

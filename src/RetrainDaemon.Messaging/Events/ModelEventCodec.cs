@@ -54,6 +54,22 @@ public static class ModelEventCodec
             JsonSerializer.SerializeToElement(data, ModelEventJsonContext.Default.ModelRejectedData), source, id, time);
     }
 
+    /// <summary>A <c>model.rolled_back</c> event (automatic rollback; the version is the one restored).</summary>
+    public static ModelEventMessage EncodeRolledBack(ModelRolledBackData data, string? source = null, string? id = null, DateTimeOffset? time = null)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        return Encode(ModelEventTypes.RolledBack, ModelEventTypes.RolledBackRoutingKey, data.Model, data.To,
+            JsonSerializer.SerializeToElement(data, ModelEventJsonContext.Default.ModelRolledBackData), source, id, time);
+    }
+
+    /// <summary>An <c>analysis.completed</c> event (the version is the champion analysed).</summary>
+    public static ModelEventMessage EncodeAnalysisCompleted(AnalysisCompletedData data, string? source = null, string? id = null, DateTimeOffset? time = null)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        return Encode(ModelEventTypes.AnalysisCompleted, ModelEventTypes.AnalysisCompletedRoutingKey, data.Model, data.Version,
+            JsonSerializer.SerializeToElement(data, ModelEventJsonContext.Default.AnalysisCompletedData), source, id, time);
+    }
+
     /// <summary>Decodes a <c>model.promoted</c> event.</summary>
     /// <exception cref="InvalidDataException">The body is not a valid <see cref="ModelEventTypes.Promoted"/> CloudEvent.</exception>
     public static ModelPromotedData DecodePromoted(ReadOnlyMemory<byte> body, string? contentType)
@@ -84,6 +100,8 @@ public static class ModelEventCodec
     {
         ModelEventTypes.Promoted => ModelEventTypes.PromotedRoutingKey,
         ModelEventTypes.Rejected => ModelEventTypes.RejectedRoutingKey,
+        ModelEventTypes.RolledBack => ModelEventTypes.RolledBackRoutingKey,
+        ModelEventTypes.AnalysisCompleted => ModelEventTypes.AnalysisCompletedRoutingKey,
         _ => "unknown",
     };
 
@@ -225,4 +243,6 @@ public static class ModelEventCodec
     RespectNullableAnnotations = true)]
 [JsonSerializable(typeof(ModelPromotedData))]
 [JsonSerializable(typeof(ModelRejectedData))]
+[JsonSerializable(typeof(ModelRolledBackData))]
+[JsonSerializable(typeof(AnalysisCompletedData))]
 internal sealed partial class ModelEventJsonContext : JsonSerializerContext;

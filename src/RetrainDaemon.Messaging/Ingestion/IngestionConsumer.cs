@@ -21,6 +21,9 @@ namespace RetrainDaemon.Messaging.Ingestion;
 /// consumer with backoff (the deliveries stay unacked, prefetch stops the flow) instead of
 /// requeueing. On stop: cancel the subscriptions, commit and ack what is buffered within
 /// <see cref="IngestOptions.DrainTimeout"/>, and close the channel, which returns anything left.
+/// Feedback the store refuses because it contradicts what it holds (a generation never recorded, or
+/// recorded for another model or version) is dead-lettered with the store's reason, alone: the
+/// batch's other messages are stored and acked as usual.
 /// </summary>
 public sealed partial class IngestionConsumer(
     BrokerConnector connector,
@@ -29,7 +32,8 @@ public sealed partial class IngestionConsumer(
     IOptions<IngestOptions> ingestOptions,
     IngestMetrics metrics,
     IngestionHealth health,
-    ILogger<IngestionConsumer> logger) : BackgroundService
+    ILogger<IngestionConsumer> logger,
+    IGenerationJournal? journal = null) : BackgroundService
 {
     private readonly IngestOptions options = ingestOptions.Value;
 
@@ -256,6 +260,7 @@ public sealed partial class IngestionConsumer(
 
         var items = valid.Select(d => d.Item!.Value).ToList();
         var outcomes = await CommitWithRetryAsync(items, cancellationToken).ConfigureAwait(false);
+        await RetryUnknownGenerationsAsync(items, outcomes, cancellationToken).ConfigureAwait(false);
         var refused = new List<Decoded>();
         for (int i = 0; i < valid.Count; i++)
         {
@@ -267,8 +272,15 @@ public sealed partial class IngestionConsumer(
                 continue;
             }
 
+            if (outcomes[i].Outcome is { IsRejected: true } contradicted)
+            {
+                var rejection = new IngestRejection(contradicted.RejectReason!, contradicted.RejectDetail ?? $"event {item.EventId}: refused by the store") { Model = item.Model };
+                refused.Add(valid[i] with { Item = null, Rejection = rejection });
+                continue;
+            }
+
             string type = item.Sample is null ? "feedback" : "sample";
-            if (outcomes[i].Outcome == CommitOutcome.Stored)
+            if (outcomes[i].Outcome.Status == CommitStatus.Stored)
             {
                 metrics.Stored(item.Model, type);
                 if (item.Sample is { } sample)
@@ -278,6 +290,10 @@ public sealed partial class IngestionConsumer(
                 else
                 {
                     metrics.FeedbackAdded(item.Model);
+                    if (outcomes[i].Outcome.AddedCorrectionSample)
+                    {
+                        metrics.SampleAdded(item.Model, Splits.Train);
+                    }
                 }
             }
             else
@@ -312,6 +328,45 @@ public sealed partial class IngestionConsumer(
         }
 
         lastSettledTag = Math.Max(lastSettledTag, decoded.Max(d => d.Delivery.Tag));
+    }
+
+    /// <summary>
+    /// Feedback refused as citing an unknown generation may only have outrun the generation journal, which
+    /// writes served generations in the background every few tens of milliseconds: a client can publish
+    /// feedback within that time of its answer. So, when this process has a journal, flush it and commit
+    /// those items once more before dead-lettering them. Only the refused items are retried, after the
+    /// batch's own transaction, so they cannot hold up or fail the rest.
+    /// </summary>
+    private async Task RetryUnknownGenerationsAsync(List<IngestItem> items, (CommitOutcome Outcome, string? Error)[] outcomes, CancellationToken cancellationToken)
+    {
+        if (journal is null)
+        {
+            return;
+        }
+
+        var unknown = Enumerable.Range(0, items.Count)
+            .Where(i => outcomes[i].Error is null && outcomes[i].Outcome.RejectReason == RejectReasons.UnknownGeneration)
+            .ToList();
+        if (unknown.Count == 0)
+        {
+            return;
+        }
+
+        try
+        {
+            await journal.FlushAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            // The commit below still sees whatever the journal did write; the rest is dead-lettered as unknown.
+            LogJournalFlushFailed(logger, unknown.Count, ex.Message);
+        }
+
+        var again = await CommitWithRetryAsync(unknown.Select(i => items[i]).ToList(), cancellationToken).ConfigureAwait(false);
+        for (int k = 0; k < unknown.Count; k++)
+        {
+            outcomes[unknown[k]] = again[k];
+        }
     }
 
     /// <summary>
@@ -523,6 +578,9 @@ public sealed partial class IngestionConsumer(
 
     [LoggerMessage(EventId = 208, Level = LogLevel.Error, Message = "The store refused a batch of {Count} ({Error}); committing one by one to isolate the bad message")]
     private static partial void LogBatchRefused(ILogger logger, int count, string error);
+
+    [LoggerMessage(EventId = 210, Level = LogLevel.Warning, Message = "Could not flush the generation journal before re-checking {Count} feedback events that cite unknown generations: {Error}")]
+    private static partial void LogJournalFlushFailed(ILogger logger, int count, string error);
 
     [LoggerMessage(EventId = 209, Level = LogLevel.Critical, Message = "Ingestion failed; the daemon stops")]
     private static partial void LogFailed(ILogger logger, Exception exception);

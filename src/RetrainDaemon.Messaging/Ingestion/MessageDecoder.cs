@@ -187,7 +187,11 @@ public sealed class MessageDecoder(ModelCatalogOptions models, IngestOptions ing
             }
         }
 
-        return new FeedbackRecord(id, modelName, source, time, data.GetProperty("generation_id").GetString()!, version, rating, accepted, correctionText, correctionImage, rater);
+        return new FeedbackRecord(id, modelName, source, time, data.GetProperty("generation_id").GetString()!, version, rating, accepted, correctionText, correctionImage, rater)
+        {
+            // DecodeImage made the correction canonical at the model's shape; the store needs it to make a sample of it.
+            CorrectionShape = correctionImage is null ? default : (model.Image.Width, model.Image.Height, model.Image.Channels),
+        };
     }
 
     private static byte[] DecodeImage(string id, JsonElement image, ImageShapeOptions shape)

@@ -41,6 +41,25 @@ internal static partial class AdminEndpoints
             return Answer(serving, model, "rollback", aliases, reason);
         });
 
+    /// <summary><c>POST /admin/models/{model}/retrain</c> with <c>{"reason": "…"}</c>: one fine-tune now (202; the run is in the ledger).</summary>
+    public static Task<IResult> RetrainAsync(string model, HttpContext http, [FromServices] ServingHttp serving, [FromServices] Core.Contracts.IRetrainRequester loop, [FromServices] ILogger<ServingHttp> logger) =>
+        serving.RunAsync(http, ServingRoute.Retrain, model, async call =>
+        {
+            var body = await serving.ReadJsonAsync(http, ServingJson.Context.RollbackRequest, call.Token).ConfigureAwait(false);
+            string reason = Reason(body.Reason);
+            try
+            {
+                await loop.RequestAsync(model, reason, call.Token).ConfigureAwait(false);
+            }
+            catch (ArgumentException ex)
+            {
+                throw ServingException.NotFound(ex.Message);
+            }
+
+            LogRetrainRequested(logger, model, reason);
+            return Results.Json(new { model, action = "retrain", reason, status = "queued" }, statusCode: StatusCodes.Status202Accepted);
+        });
+
     private static void RequireModel(ModelRegistry registry, string model)
     {
         if (!RegistryLayout.IsValidModelName(model) || !registry.Models().Contains(model, StringComparer.Ordinal))
@@ -85,6 +104,9 @@ internal static partial class AdminEndpoints
         var body = new AdminResponse(model, action, aliases.Champion, aliases.Previous, aliases.Challenger, reason, served);
         return TypedResults.Json(body, ServingJson.Context.AdminResponse);
     }
+
+    [LoggerMessage(EventId = 712, Level = LogLevel.Warning, Message = "Admin route asked for a fine-tune of {Model}: {Reason}")]
+    private static partial void LogRetrainRequested(ILogger logger, string model, string reason);
 
     [LoggerMessage(EventId = 710, Level = LogLevel.Warning, Message = "Admin route promoted {Model} v{Version} to champion: {Reason}")]
     private static partial void LogPromoted(ILogger logger, string model, int version, string reason);

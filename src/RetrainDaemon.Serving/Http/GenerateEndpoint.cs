@@ -1,6 +1,8 @@
 using System.Globalization;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Mvc;
+using Microsoft.Extensions.DependencyInjection;
+using RetrainDaemon.Core.Contracts;
 using RetrainDaemon.Core.Imaging;
 using RetrainDaemon.Serving.Generation;
 
@@ -126,12 +128,40 @@ internal static class GenerateEndpoint
     internal static string NewGenerationId(string model, int version) =>
         string.Create(CultureInfo.InvariantCulture, $"{model}/{version}/{Guid.CreateVersion7():N}");
 
+    /// <summary>
+    /// The journal records of a result's samples: one per id, the slice being the class each sample was generated
+    /// with — the requested class, or for a class-conditioned generator asked for none, the class drawn for it
+    /// (what the image shows, which is what per-class feedback analysis needs); null for unconditional generators.
+    /// </summary>
+    internal static IReadOnlyList<GenerationRecord> Records(GenerationResult result, IReadOnlyList<string> ids, DateTimeOffset createdAt)
+    {
+        ArgumentNullException.ThrowIfNull(result);
+        ArgumentNullException.ThrowIfNull(ids);
+        var records = new GenerationRecord[ids.Count];
+        for (int i = 0; i < ids.Count; i++)
+        {
+            string? slice = result.Labels is { } labels ? labels[i].ToString(CultureInfo.InvariantCulture) : null;
+            records[i] = new GenerationRecord(ids[i], result.Spec.Model, result.Spec.Version, createdAt, GenerationModalities.Image, slice, null);
+        }
+
+        return records;
+    }
+
     private static IResult Answer(HttpContext http, string format, GenerationRequest request, GenerationResult result)
     {
         var spec = result.Spec;
         var output = result.Output;
         var images = Pixels(result);
         var ids = images.Select(_ => NewGenerationId(spec.Model, spec.Version)).ToList();
+        // Recorded before the answer leaves, so feedback citing these ids can find them (the journal never blocks).
+        if (http.RequestServices.GetService<IGenerationJournal>() is { } journal)
+        {
+            foreach (var record in Records(result, ids, DateTimeOffset.UtcNow))
+            {
+                journal.Record(record);
+            }
+        }
+
         if (format == GenerateFormats.Json)
         {
             var samples = new List<GeneratedSample>(images.Count);

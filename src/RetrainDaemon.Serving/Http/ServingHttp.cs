@@ -23,6 +23,7 @@ internal sealed record ServingRoute(string Name)
     public const string Generate = "generate";
     public const string Promote = "promote";
     public const string Rollback = "rollback";
+    public const string Retrain = "retrain";
 }
 
 /// <summary>One request in flight: its cancellation (client abort or <c>Serving:RequestTimeout</c>) and the version that answers it.</summary>
@@ -57,7 +58,7 @@ internal sealed class ServingCall(HttpContext http, CancellationToken token)
 /// bounded labels — a model name that is not served is counted as <c>unknown</c>.
 /// Singleton; thread-safe.
 /// </summary>
-internal sealed partial class ServingHttp(IServedModels served, ServingMetrics metrics, IOptions<ServingOptions> options, ILogger<ServingHttp> logger)
+internal sealed partial class ServingHttp(IServedModels served, ServingMetrics metrics, IOptions<ServingOptions> options, ILogger<ServingHttp> logger, Core.Contracts.ServingOutcomes? outcomes = null)
 {
     public const string UnknownModel = "unknown";
 
@@ -137,6 +138,11 @@ internal sealed partial class ServingHttp(IServedModels served, ServingMetrics m
         finally
         {
             metrics.Requests.WithLabels(label, call.VersionLabel, route, reason.Length == 0 ? "ok" : "error", reason).Inc();
+            if (call.Version is int version && outcomes is not null)
+            {
+                outcomes.Record(label, version, reason is FailureReasons.Internal or FailureReasons.Timeout);
+            }
+
             metrics.RequestSeconds.WithLabels(label, route).Observe(Stopwatch.GetElapsedTime(start).TotalSeconds);
         }
     }

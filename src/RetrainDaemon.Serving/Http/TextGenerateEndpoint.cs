@@ -5,6 +5,8 @@ using System.Text;
 using System.Text.Json;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.DependencyInjection;
+using RetrainDaemon.Core.Contracts;
 using RetrainDaemon.Core.Text;
 using RetrainDaemon.Serving.Generation;
 using RetrainDaemon.Serving.Generation.Text;
@@ -37,10 +39,12 @@ internal static class TextGenerateEndpoint
         call.Served(model.Version);
         TextGenerationRequest request;
         TextSequence sequence;
+        string? input;
         try
         {
             var body = await serving.ReadJsonAsync(http, ServingJson.Context.TextGenerateRequest, call.Token, static () => new TextGenerateRequest()).ConfigureAwait(false);
             request = Validate(body, model, serving.Options.MaxNewTokens);
+            input = model.Conditional ? body.Source : body.Prompt;
             sequence = engine.Start(request, lease, call.Token);
         }
         catch
@@ -50,6 +54,7 @@ internal static class TextGenerateEndpoint
         }
 
         string generationId = GenerateEndpoint.NewGenerationId(model.Model, model.Version);
+        var journal = http.RequestServices.GetService<IGenerationJournal>();
         var pending = serving.Metrics.Pending.WithLabels(model.Model);
         pending.Inc();
         try
@@ -57,10 +62,11 @@ internal static class TextGenerateEndpoint
             if (!request.Stream)
             {
                 var done = await sequence.Completion.Task.WaitAsync(call.Token).ConfigureAwait(false);
+                journal?.Record(Record(model, generationId, input, DateTimeOffset.UtcNow));
                 return TypedResults.Json(Response(model, request, done, generationId), ServingJson.Context.TextGenerateResponse);
             }
 
-            await StreamAsync(http, call, serving, model, request, sequence, generationId).ConfigureAwait(false);
+            await StreamAsync(http, call, serving, model, request, sequence, generationId, () => journal?.Record(Record(model, generationId, input, DateTimeOffset.UtcNow))).ConfigureAwait(false);
             return Results.Empty;
         }
         finally
@@ -188,10 +194,18 @@ internal static class TextGenerateEndpoint
         }
     }
 
+    /// <summary>The journal record of a text generation: its input is the prompt (lm) or the source (conditional).</summary>
+    internal static GenerationRecord Record(TextModel model, string generationId, string? input, DateTimeOffset createdAt)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        return new GenerationRecord(generationId, model.Model, model.Version, createdAt, GenerationModalities.Text, null, input);
+    }
+
     internal static TextGenerateResponse Response(TextModel model, TextGenerationRequest request, TextCompletion done, string generationId) =>
         new(model.Model, model.Version, generationId, done.Text, done.FinishReason, done.PromptTokens, done.CompletionTokens, request.Seed);
 
-    private static async Task StreamAsync(HttpContext http, ServingCall call, ServingHttp serving, TextModel model, TextGenerationRequest request, TextSequence sequence, string generationId)
+    /// <param name="handingOutId">Called just before the <c>done</c> event, the only one that carries the generation id.</param>
+    private static async Task StreamAsync(HttpContext http, ServingCall call, ServingHttp serving, TextModel model, TextGenerationRequest request, TextSequence sequence, string generationId, Action handingOutId)
     {
         var reader = sequence.Chunks.Reader;
 
@@ -218,6 +232,7 @@ internal static class TextGenerateEndpoint
             }
 
             var done = await sequence.Completion.Task.WaitAsync(call.Token).ConfigureAwait(false);
+            handingOutId();
             WriteEvent(writer, "done", JsonSerializer.SerializeToUtf8Bytes(Response(model, request, done, generationId), ServingJson.Context.TextGenerateResponse));
             await writer.FlushAsync(call.Token).ConfigureAwait(false);
         }

@@ -1,5 +1,6 @@
 using System.Globalization;
 using RetrainDaemon.Core.Contracts;
+using RetrainDaemon.Core.Evaluation;
 using RetrainDaemon.Data.Store;
 
 namespace RetrainDaemon.Training.Data;
@@ -15,8 +16,19 @@ public sealed record SnapshotCounts(long Watermark, int Fresh, int Replayed, int
 /// </summary>
 public static class ImageSnapshot
 {
+    public static Task<(ImageDataset Train, ImageDataset Holdout, SnapshotCounts Counts)> LoadAsync(
+        ISampleStore store, string model, int side, long watermark, long previousWatermark = 0, double replayRatio = 0, long seed = 1, CancellationToken cancellationToken = default) =>
+        LoadAsync(store, model, side, watermark, previousWatermark, replayRatio, seed, null, cancellationToken);
+
+    /// <summary>
+    /// As above; with <paramref name="sliceWeights"/> (from the model's last error analysis) the training set —
+    /// fresh and replayed samples alike — is resampled by the weight of each sample's <c>class=k</c> slice
+    /// (<see cref="SliceWeighting"/>, seeded by <paramref name="seed"/>): same size, weak classes more often.
+    /// The holdout is never reweighted, so runs stay comparable.
+    /// </summary>
     public static async Task<(ImageDataset Train, ImageDataset Holdout, SnapshotCounts Counts)> LoadAsync(
-        ISampleStore store, string model, int side, long watermark, long previousWatermark = 0, double replayRatio = 0, long seed = 1, CancellationToken cancellationToken = default)
+        ISampleStore store, string model, int side, long watermark, long previousWatermark, double replayRatio, long seed, SliceWeights? sliceWeights,
+        CancellationToken cancellationToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(replayRatio);
         var fresh = await ReadAsync(store, model, previousWatermark, watermark, Splits.Train, side, cancellationToken).ConfigureAwait(false);
@@ -29,6 +41,11 @@ public static class ImageSnapshot
         var random = new Random(unchecked((int)seed));
         var replayed = old.OrderBy(_ => random.Next()).Take(replayCount).ToList();
         var train = fresh.Concat(replayed).ToList();
+        if (sliceWeights is not null && train.Count > 0)
+        {
+            train = SliceWeighting.Resample(train, s => sliceWeights.ForClass(s.Label), seed);
+        }
+
         return (
             new ImageDataset(train.Select(s => s.Pixels).ToList(), train.Select(s => s.Label).ToList(), side),
             new ImageDataset(holdout.Select(s => s.Pixels).ToList(), holdout.Select(s => s.Label).ToList(), side),

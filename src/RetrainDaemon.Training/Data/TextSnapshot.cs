@@ -1,4 +1,5 @@
 using RetrainDaemon.Core.Contracts;
+using RetrainDaemon.Core.Evaluation;
 using RetrainDaemon.Data.Store;
 
 namespace RetrainDaemon.Training.Data;
@@ -23,11 +24,23 @@ public sealed record TextSnapshotCounts(long Watermark, int Train, int Holdout, 
 /// </summary>
 public static class TextSnapshot
 {
+    public static Task<(IReadOnlyList<TextPair> Train, IReadOnlyList<TextPair> Holdout, TextSnapshotCounts Counts)> LoadAsync(
+        ISampleStore store, string model, bool conditional, long watermark, long previousWatermark = 0, CancellationToken cancellationToken = default) =>
+        LoadAsync(store, model, conditional, watermark, previousWatermark, null, 1, cancellationToken);
+
+    /// <summary>
+    /// As above; with <paramref name="sliceWeights"/> (from the model's last error analysis) the training texts are
+    /// resampled (<see cref="SliceWeighting"/>, seeded by <paramref name="seed"/>) by the product of the weights of
+    /// each sample's length bucket and catalog (<see cref="SliceKeys"/>): same size, weak slices more often. The
+    /// holdout is never reweighted, so runs stay comparable.
+    /// </summary>
     public static async Task<(IReadOnlyList<TextPair> Train, IReadOnlyList<TextPair> Holdout, TextSnapshotCounts Counts)> LoadAsync(
-        ISampleStore store, string model, bool conditional, long watermark, long previousWatermark = 0, CancellationToken cancellationToken = default)
+        ISampleStore store, string model, bool conditional, long watermark, long previousWatermark, SliceWeights? sliceWeights, long seed,
+        CancellationToken cancellationToken = default)
     {
         int emptyText = 0, missingSource = 0, notText = 0;
         var train = new List<TextPair>();
+        var trainWeights = new List<double>();
         var holdout = new List<TextPair>();
         // Training texts are the fresh ones (after the previous run's watermark); the holdout is always the
         // whole holdout up to the watermark, so runs are compared on the same texts (as ImageSnapshot does).
@@ -55,10 +68,18 @@ public static class TextSnapshot
                 }
 
                 into.Add(new TextPair(record.Text, conditional ? record.SourceText : null));
+                if (sliceWeights is not null && ReferenceEquals(into, train))
+                {
+                    trainWeights.Add(sliceWeights.ForText(
+                        SliceKeys.TextLengthBucket(record.Text, record.SourceText, conditional), SliceKeys.Catalog(record.Label, record.Source)));
+                }
             }
         }
 
-        return (train, holdout, new TextSnapshotCounts(watermark, train.Count, holdout.Count, emptyText, missingSource, notText));
+        IReadOnlyList<TextPair> weighted = sliceWeights is null || train.Count == 0
+            ? train
+            : SliceWeighting.ResampleIndices(trainWeights, seed).Select(i => train[i]).ToList();
+        return (weighted, holdout, new TextSnapshotCounts(watermark, train.Count, holdout.Count, emptyText, missingSource, notText));
     }
 
     /// <summary>Skips and counts pairs an in-memory caller passes (tests, benchmarks) by the same rules.</summary>

@@ -26,11 +26,11 @@ public static class RetrainCli
 
     public static async Task<int> InvokeAsync(string[] args, Func<IConfiguration, CancellationToken, Task> runDaemon)
     {
-        var root = new RootCommand("RetrainDaemon keeps generative models fresh: it ingests samples and feedback from RabbitMQ into a durable store (later stages fine-tune, gate, export and serve).");
+        var root = new RootCommand("RetrainDaemon keeps generative models fresh: it ingests samples and feedback from RabbitMQ into a durable store, fine-tunes models on their triggers and schedules, gates the ONNX exports, promotes, serves and rolls back.");
         root.Options.Add(ConfigOption);
         root.Options.Add(SetOption);
 
-        var run = new Command("run", "Run the daemon: consume retrain.samples and retrain.feedback into the store; serve /metrics and /v2/health/{live,ready}.");
+        var run = new Command("run", "Run the daemon: consume retrain.samples and retrain.feedback into the store; fine-tune, gate, publish and roll back models on their triggers and schedules (Quartz); serve the champions, /metrics and /v2/health/{live,ready}.");
         run.SetAction(async (parse, cancellationToken) =>
         {
             var configuration = Configuration(parse);
@@ -46,6 +46,7 @@ public static class RetrainCli
             Bind(configuration, Evaluation.Text.TextEvaluationOptions.Section, new Evaluation.Text.TextEvaluationOptionsValidator(), failures);
             Bind(configuration, RegistryOptions.Section, new RegistryOptionsValidator(), failures);
             Bind(configuration, ServingOptions.Section, new ServingOptionsValidator(), failures);
+            Bind(configuration, Loop.LoopOptions.Section, new Loop.LoopOptionsValidator(), failures);
             BindModels(configuration, failures);
             if (failures.Count > 0)
             {
@@ -72,6 +73,8 @@ public static class RetrainCli
         root.Subcommands.Add(EvalCommand.Create());
         root.Subcommands.Add(GateCommand.Create());
         root.Subcommands.Add(ModelsCommands.Create());
+        root.Subcommands.Add(LoopCommands.Runs());
+        root.Subcommands.Add(LoopCommands.Retrain());
 
         var parsed = root.Parse(args);
         // Long enough for the host's own graceful shutdown (30 s) to finish after SIGTERM/SIGINT.
@@ -150,10 +153,13 @@ public static class RetrainCli
             return catalog;
         }
 
-        var result = new ModelCatalogOptionsValidator().Validate(null, catalog);
-        if (result.Failed)
+        foreach (var validator in new IValidateOptions<ModelCatalogOptions>[] { new ModelCatalogOptionsValidator(), new Loop.CronScheduleValidator() })
         {
-            failures.AddRange(result.Failures);
+            var result = validator.Validate(null, catalog);
+            if (result.Failed)
+            {
+                failures.AddRange(result.Failures);
+            }
         }
 
         return catalog;

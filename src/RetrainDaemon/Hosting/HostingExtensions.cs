@@ -38,6 +38,7 @@ public static class HostingExtensions
     {
         builder.Services.AddValidatedOptions<StoreOptions, StoreOptionsValidator>(StoreOptions.Section);
         builder.Services.AddSingleton<ISampleStore>(sp => new SqliteSampleStore(sp.GetRequiredService<IOptions<StoreOptions>>().Value));
+        builder.Services.AddGenerationJournal();
         return builder;
     }
 

@@ -1,0 +1,181 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using RetrainDaemon.Core.Options;
+using RetrainDaemon.Core.Registry;
+using RetrainDaemon.Data.Store;
+using RetrainDaemon.Evaluation.Text;
+using RetrainDaemon.Loop;
+using RetrainDaemon.Messaging.Events;
+
+namespace RetrainDaemon.Cli;
+
+/// <summary><c>runs list|show</c> (the run ledger) and <c>retrain --model m</c> (one fine-tune now, in this process).</summary>
+internal static class LoopCommands
+{
+    public static Command Runs()
+    {
+        var runs = new Command("runs", "The run ledger: every fine-tune and error analysis, its trigger, stages, timings and outcome.");
+        var model = new Option<string?>("--model", "-m") { Description = "Only this model's runs." };
+        var kind = new Option<string?>("--kind") { Description = "finetune or analysis." };
+        kind.AcceptOnlyFromAmong(RunKinds.FineTune, RunKinds.Analysis);
+        var limit = new Option<int>("--limit", "-n") { Description = "How many (newest first).", DefaultValueFactory = _ => 20 };
+        var json = new Option<bool>("--json") { Description = "Print JSON." };
+        var list = new Command("list", "List runs, newest first.");
+        foreach (var o in new Option[] { model, kind, limit, json })
+        {
+            list.Options.Add(o);
+        }
+
+        list.SetAction(async (parse, cancellationToken) =>
+        {
+            await using var store = OpenStore(parse);
+            var records = await store.ListRunsAsync(parse.GetValue(model), parse.GetValue(kind), Math.Max(1, parse.GetValue(limit)), cancellationToken);
+            if (parse.GetValue(json))
+            {
+                Console.WriteLine(JsonSerializer.Serialize(records, Indented));
+                return 0;
+            }
+
+            if (records.Count == 0)
+            {
+                Console.Error.WriteLine("no runs recorded");
+                return 0;
+            }
+
+            Console.WriteLine($"{"RUN",-44} {"KIND",-9} {"STATUS",-9} {"VER",4} {"STARTED (UTC)",-20} {"TOOK",8}  TRIGGER / DETAIL");
+            foreach (var r in records)
+            {
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"{r.RunId,-44} {r.Kind,-9} {r.Status,-9} {(r.Version is int v ? "v" + v : "-"),4} {r.StartedAt.UtcDateTime,-20:yyyy-MM-dd HH:mm:ss} {Took(r.Duration),8}  {r.Trigger}{(r.Detail is null ? "" : " / " + r.Detail)}"));
+            }
+
+            return 0;
+        });
+
+        var id = new Argument<string>("run-id") { Description = "The run id (from runs list)." };
+        var showJson = new Option<bool>("--json") { Description = "Print JSON." };
+        var show = new Command("show", "One run with its stages and timings.");
+        show.Arguments.Add(id);
+        show.Options.Add(showJson);
+        show.SetAction(async (parse, cancellationToken) =>
+        {
+            await using var store = OpenStore(parse);
+            var run = await store.GetRunAsync(parse.GetValue(id)!, cancellationToken);
+            if (run is null)
+            {
+                Console.Error.WriteLine($"retrain-daemon: no run '{parse.GetValue(id)}' in the ledger (see: retrain-daemon runs list)");
+                return 1;
+            }
+
+            if (parse.GetValue(showJson))
+            {
+                Console.WriteLine(JsonSerializer.Serialize(run, Indented));
+                return 0;
+            }
+
+            Console.WriteLine($"run       {run.RunId}");
+            Console.WriteLine($"model     {run.Model} ({run.Kind})");
+            Console.WriteLine($"status    {run.Status}{(run.Version is int v ? $" (v{v})" : "")}{(run.Attempts > 1 ? $" after {run.Attempts} attempts" : "")}");
+            Console.WriteLine($"trigger   {run.Trigger}");
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"started   {run.StartedAt.UtcDateTime:yyyy-MM-dd HH:mm:ss} UTC; took {Took(run.Duration)}"));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"snapshot  watermark {run.Watermark?.ToString(CultureInfo.InvariantCulture) ?? "-"} (previous {run.PreviousWatermark?.ToString(CultureInfo.InvariantCulture) ?? "-"}); parent version {run.ParentVersion?.ToString(CultureInfo.InvariantCulture) ?? "none"}"));
+            if (run.Directory is not null)
+            {
+                Console.WriteLine($"directory {run.Directory}");
+            }
+
+            if (run.Detail is not null)
+            {
+                Console.WriteLine($"detail    {run.Detail}");
+            }
+
+            Console.WriteLine();
+            Console.WriteLine($"{"ATTEMPT",7} {"STAGE",-9} {"OUTCOME",-11} {"TOOK",8}  DETAIL");
+            foreach (var s in run.Stages)
+            {
+                Console.WriteLine($"{s.Attempt,7} {s.Stage,-9} {s.Outcome ?? "running",-11} {Took(s.Duration),8}  {s.Detail}");
+            }
+
+            return 0;
+        });
+
+        runs.Subcommands.Add(list);
+        runs.Subcommands.Add(show);
+        return runs;
+    }
+
+    public static Command Retrain()
+    {
+        var model = new Option<string>("--model", "-m") { Description = "The configured model to fine-tune.", Required = true };
+        var reason = new Option<string>("--reason") { Description = "Why (recorded as the run's trigger).", DefaultValueFactory = _ => "requested on the command line" };
+        var resume = new Option<string?>("--resume") { Description = "Resume this interrupted run (its id) instead of starting a new one." };
+        var command = new Command("retrain", "One fine-tune now, in this process, exactly as the daemon's job runs it: snapshot → train (from the champion) → export + parity → gate → registry → event; recorded in the run ledger. Exit 0 promoted, 3 rejected by the gate, 4 skipped (too little data), 1 failed, 130 interrupted (resume with --resume).");
+        foreach (var o in new Option[] { model, reason, resume })
+        {
+            command.Options.Add(o);
+        }
+
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            var configuration = RetrainCli.Configuration(parse);
+            var failures = new List<string>();
+            var storeOptions = RetrainCli.Bind(configuration, StoreOptions.Section, new StoreOptionsValidator(), failures);
+            var registryOptions = RetrainCli.Bind(configuration, RegistryOptions.Section, new RegistryOptionsValidator(), failures);
+            var evaluation = RetrainCli.Bind(configuration, EvaluationOptions.Section, new EvaluationOptionsValidator(), failures);
+            var text = RetrainCli.Bind(configuration, TextEvaluationOptions.Section, new TextEvaluationOptionsValidator(), failures);
+            var trainingHost = RetrainCli.Bind(configuration, TrainingHostOptions.Section, new TrainingHostOptionsValidator(), failures);
+            var loop = RetrainCli.Bind(configuration, LoopOptions.Section, new LoopOptionsValidator(), failures);
+            var broker = RetrainCli.Bind(configuration, BrokerOptions.Section, new BrokerOptionsValidator(), failures);
+            var catalog = RetrainCli.BindModels(configuration, failures);
+            if (failures.Count > 0)
+            {
+                throw new ConfigurationInvalidException(failures);
+            }
+
+            string name = parse.GetValue(model)!;
+            if (!catalog.TryGet(name, out var options) || !options.Retrain)
+            {
+                Console.Error.WriteLine($"retrain-daemon: '{name}' is not a model the loop trains (Models: {string.Join(", ", catalog.Models.Where(m => m.Value.Retrain).Select(m => m.Key))})");
+                return 2;
+            }
+
+            using var loggers = LoggerFactory.Create(b => b.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss "; }).SetMinimumLevel(LogLevel.Information));
+            await using var store = new SqliteSampleStore(storeOptions);
+            var events = new ModelEventPublisher(broker, loggers.CreateLogger<ModelEventPublisher>());
+            var runner = new FineTuneRunner(Options.Create(catalog), Options.Create(loop), Options.Create(evaluation), Options.Create(text), Options.Create(trainingHost),
+                store, store, new ModelRegistry(registryOptions), new LoopMetrics(), loggers.CreateLogger<FineTuneRunner>(), events);
+            var outcome = await runner.RunAsync(name, $"manual: {parse.GetValue(reason)}", parse.GetValue(resume), cancellationToken);
+            Console.WriteLine($"{outcome.RunId}: {outcome.Status}{(outcome.Version is int v ? $" v{v}" : "")}: {outcome.Detail}");
+            foreach (var (stage, took) in outcome.Stages)
+            {
+                Console.WriteLine($"  {stage,-9} {Took(took)}");
+            }
+
+            return outcome.Status switch
+            {
+                RunStatuses.Promoted => 0,
+                RunStatuses.Rejected => GateCommand.ExitRejected,
+                RunStatuses.Skipped => 4,
+                RunStatuses.Running => 130,
+                _ => 1,
+            };
+        });
+        return command;
+    }
+
+    private static SqliteSampleStore OpenStore(ParseResult parse)
+    {
+        var failures = new List<string>();
+        var storeOptions = RetrainCli.Bind(RetrainCli.Configuration(parse), StoreOptions.Section, new StoreOptionsValidator(), failures);
+        return failures.Count > 0 ? throw new ConfigurationInvalidException(failures) : new SqliteSampleStore(storeOptions);
+    }
+
+    internal static string Took(TimeSpan? duration) => duration is not TimeSpan d ? "-" : d.TotalSeconds < 90
+        ? string.Create(CultureInfo.InvariantCulture, $"{d.TotalSeconds:0.0} s")
+        : string.Create(CultureInfo.InvariantCulture, $"{(int)d.TotalMinutes}m{d.Seconds:00}s");
+
+    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+}

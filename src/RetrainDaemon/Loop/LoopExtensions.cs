@@ -1,0 +1,86 @@
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+using Quartz;
+using RetrainDaemon.Core.Contracts;
+using RetrainDaemon.Core.Options;
+using RetrainDaemon.Data.Store;
+using RetrainDaemon.Evaluation.Text;
+using RetrainDaemon.Hosting;
+using RetrainDaemon.Messaging.Events;
+
+namespace RetrainDaemon.Loop;
+
+/// <summary>Registration of the continuous loop: Quartz with its persistent SQLite store, the jobs, the runner.</summary>
+public static class LoopExtensions
+{
+    /// <summary>
+    /// The loop's services (the runner and the ledger are also what <c>retrain</c> and <c>runs</c> use), and —
+    /// when <c>Loop:Enabled</c> — the Quartz scheduler and its jobs. Call after <c>AddStore</c>, <c>AddRegistry</c>
+    /// and <c>AddIngestion</c> (it reads their options).
+    /// </summary>
+    public static WebApplicationBuilder AddLoop(this WebApplicationBuilder builder)
+    {
+        var services = builder.Services;
+        services.AddLoopServices();
+        var loop = builder.Configuration.GetSection(LoopOptions.Section).Get<LoopOptions>() ?? new LoopOptions();
+        if (!loop.Enabled)
+        {
+            return builder;
+        }
+
+        services.AddSingleton<IRetrainRequester, SchedulerRetrainRequester>();
+        services.AddQuartz(q =>
+        {
+            // The watch plus one fine-tune per model at most (the runner lets one train at a time on a small box).
+            q.UseDefaultThreadPool(4);
+            q.UsePersistentStore(store =>
+            {
+                string path = Path.GetFullPath(loop.SchedulerStore);
+                Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+                store.UseSqlite($"Data Source={path}");
+                store.ProvisionSchema();
+                store.ConfigureStore(o => o.MisfireThreshold = loop.MisfireThreshold);
+            });
+        });
+        // Quartz waits for a running fine-tune at shutdown; the run sees the host's stopping token, writes a
+        // checkpoint and returns within HostOptions.ShutdownTimeout.
+        services.AddQuartzHostedService(o => o.WaitForJobsToComplete = true);
+        services.AddHostedService<LoopScheduler>();
+        return builder;
+    }
+
+    /// <summary>The runner, the ledger and the policies' helpers, without a scheduler (the CLI's <c>retrain</c> uses these).</summary>
+    public static IServiceCollection AddLoopServices(this IServiceCollection services)
+    {
+        services.AddValidatedOptions<LoopOptions, LoopOptionsValidator>(LoopOptions.Section);
+        services.AddValidatedOptions<TrainingHostOptions, TrainingHostOptionsValidator>(TrainingHostOptions.Section);
+        services.AddValidatedOptions<TextEvaluationOptions, TextEvaluationOptionsValidator>(TextEvaluationOptions.Section);
+        services.AddSingleton<IValidateOptions<ModelCatalogOptions>, CronScheduleValidator>();
+        services.AddSingleton(sp => (IRunLedger)sp.GetRequiredService<ISampleStore>());
+        services.AddSingleton(sp => (ILoopQueries)sp.GetRequiredService<ISampleStore>());
+        services.AddSingleton<LoopMetrics>();
+        services.AddSingleton<LoopState>();
+        services.TryAddSingleton<ServingOutcomes>();
+        services.AddSingleton(sp => new ModelEventPublisher(sp.GetRequiredService<IOptions<Core.Options.BrokerOptions>>().Value, sp.GetRequiredService<ILogger<ModelEventPublisher>>()));
+        services.AddSingleton(sp => ActivatorUtilities.CreateInstance<FineTuneRunner>(sp, sp.GetRequiredService<ModelEventPublisher>(), sp.GetRequiredService<LoopState>()));
+        services.AddSingleton<IFeedbackSummaries, StoreFeedbackSummaries>();
+        services.AddSingleton(sp => ActivatorUtilities.CreateInstance<RollbackWatch>(sp));
+        return services;
+    }
+}
+
+/// <summary>The admin route's "fine-tune now": fires the model's Quartz job with a manual reason.</summary>
+public sealed class SchedulerRetrainRequester(ISchedulerFactory factory, IOptions<ModelCatalogOptions> catalog, LoopState state, TimeProvider? clock = null) : IRetrainRequester
+{
+    public async Task RequestAsync(string model, string reason, CancellationToken cancellationToken)
+    {
+        if (!catalog.Value.TryGet(model, out var options) || !options.Retrain)
+        {
+            throw new ArgumentException($"'{model}' is not a model the loop trains (Models: {string.Join(", ", catalog.Value.Models.Where(m => m.Value.Retrain).Select(m => m.Key))})");
+        }
+
+        var scheduler = await factory.GetScheduler(cancellationToken).ConfigureAwait(false);
+        state.Requested(model, (clock ?? TimeProvider.System).GetUtcNow());
+        await scheduler.TriggerJob(FineTuneJob.KeyFor(model), new JobDataMap { [FineTuneJob.TriggerKey] = $"manual: {reason}" }, cancellationToken).ConfigureAwait(false);
+    }
+}

@@ -1,0 +1,53 @@
+using Prometheus;
+
+namespace RetrainDaemon.Loop;
+
+/// <summary>Metrics of the continuous loop, labelled by model (and outcome or stage, from fixed sets).</summary>
+public sealed class LoopMetrics
+{
+    public Counter Runs { get; } = Metrics.CreateCounter("retrain_finetune_runs_total", "Fine-tune runs finished, by model and status (promoted, rejected, failed, skipped).",
+        new CounterConfiguration { LabelNames = ["model", "status"] });
+
+    public Gauge InProgress { get; } = Metrics.CreateGauge("retrain_finetune_in_progress", "1 while a fine-tune of the model runs.",
+        new GaugeConfiguration { LabelNames = ["model"] });
+
+    public Gauge LastPromotion { get; } = Metrics.CreateGauge("retrain_finetune_last_promotion_timestamp_seconds", "Unix time of the model's last fine-tune that promoted a new champion.",
+        new GaugeConfiguration { LabelNames = ["model"] });
+
+    public Gauge LastFinished { get; } = Metrics.CreateGauge("retrain_finetune_last_finished_timestamp_seconds", "Unix time the model's last fine-tune finished (any status).",
+        new GaugeConfiguration { LabelNames = ["model"] });
+
+    public Counter Rollbacks { get; } = Metrics.CreateCounter("retrain_rollbacks_total", "Automatic rollbacks of a champion to the previous version.",
+        new CounterConfiguration { LabelNames = ["model"] });
+
+    public Counter Triggered { get; } = Metrics.CreateCounter("retrain_triggers_fired_total", "Fine-tunes started by the trigger policy, by model and reason kind.",
+        new CounterConfiguration { LabelNames = ["model", "reason"] });
+
+    public Counter Analyses { get; } = Metrics.CreateCounter("retrain_analysis_runs_total", "Error analyses finished, by model and status (completed, failed, skipped).",
+        new CounterConfiguration { LabelNames = ["model", "status"] });
+
+    public Gauge Drift { get; } = Metrics.CreateGauge("retrain_data_drift", "The latest drift score of fresh data against the champion's training window.",
+        new GaugeConfiguration { LabelNames = ["model"] });
+
+    public IDisposable Running(string model)
+    {
+        var gauge = InProgress.WithLabels(model);
+        gauge.Set(1);
+        return new Reset(gauge);
+    }
+
+    public void Finished(string model, string status, DateTimeOffset at)
+    {
+        Runs.WithLabels(model, status).Inc();
+        LastFinished.WithLabels(model).Set(at.ToUnixTimeMilliseconds() / 1000.0);
+        if (status == Data.Store.RunStatuses.Promoted)
+        {
+            LastPromotion.WithLabels(model).Set(at.ToUnixTimeMilliseconds() / 1000.0);
+        }
+    }
+
+    private sealed class Reset(Gauge.Child gauge) : IDisposable
+    {
+        public void Dispose() => gauge.Set(0);
+    }
+}

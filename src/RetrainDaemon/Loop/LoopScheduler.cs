@@ -1,0 +1,126 @@
+using Microsoft.Extensions.Options;
+using Quartz;
+using RetrainDaemon.Core.Options;
+using RetrainDaemon.Data.Store;
+
+namespace RetrainDaemon.Loop;
+
+/// <summary>
+/// At start: makes Quartz's persistent store match the configuration (one fine-tune job per model, its
+/// cron trigger, the watch), without disturbing triggers that did not change — a cron trigger that is
+/// kept keeps its missed firings, so Quartz's misfire policy (fire once, then proceed) gives exactly one
+/// catch-up run after downtime. Then it resumes the runs the ledger says were interrupted.
+/// </summary>
+public sealed partial class LoopScheduler(
+    ISchedulerFactory factory,
+    IOptions<ModelCatalogOptions> catalog,
+    IOptions<LoopOptions> loop,
+    IRunLedger ledger,
+    ILogger<LoopScheduler> logger) : IHostedService
+{
+    public const string Group = "retrain";
+
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        var scheduler = await factory.GetScheduler(cancellationToken).ConfigureAwait(false);
+        var expectedJobs = new HashSet<JobKey>();
+        var expectedTriggers = new HashSet<TriggerKey>();
+
+        var watch = JobBuilder.Create<LoopWatchJob>().WithIdentity(LoopWatchJob.Key).StoreDurably().Build();
+        await scheduler.AddJob(watch, new AddJobOptions { Replace = true }, cancellationToken).ConfigureAwait(false);
+        expectedJobs.Add(watch.Key);
+        var watchTrigger = TriggerBuilder.Create().WithIdentity("watch", Group).ForJob(watch.Key)
+            .StartNow()
+            .WithSimpleSchedule(s => s.WithInterval(loop.Value.CheckInterval).RepeatForever().WithMisfireInstruction(SimpleTriggerMisfireInstruction.NextWithRemainingCount))
+            .Build();
+        await EnsureTriggerAsync(scheduler, watchTrigger, existing => existing is ISimpleTrigger simple && simple.RepeatInterval == loop.Value.CheckInterval, cancellationToken).ConfigureAwait(false);
+        expectedTriggers.Add(watchTrigger.Key);
+
+        foreach (var (model, options) in catalog.Value.Models)
+        {
+            if (!options.Retrain)
+            {
+                continue;
+            }
+
+            var job = JobBuilder.Create<FineTuneJob>().WithIdentity(FineTuneJob.KeyFor(model)).StoreDurably()
+                .UsingJobData(FineTuneJob.ModelKey, model)
+                .WithDescription($"fine-tune of {model}")
+                .Build();
+            await scheduler.AddJob(job, new AddJobOptions { Replace = true }, cancellationToken).ConfigureAwait(false);
+            expectedJobs.Add(job.Key);
+            if (options.Schedule.Length > 0)
+            {
+                var cron = TriggerBuilder.Create().WithIdentity($"schedule.{model}", Group).ForJob(job.Key)
+                    .UsingJobData(FineTuneJob.TriggerKey, "schedule")
+                    .WithCronSchedule(options.Schedule, c => c.InTimeZone(TimeZoneInfo.Utc).WithMisfireInstruction(CronTriggerMisfireInstruction.FireAndProceed))
+                    .Build();
+                await EnsureTriggerAsync(scheduler, cron, existing => existing is ICronTrigger c && c.CronExpressionString == options.Schedule, cancellationToken).ConfigureAwait(false);
+                expectedTriggers.Add(cron.Key);
+            }
+        }
+
+        // Jobs and triggers of models no longer configured (or no longer scheduled) go.
+        foreach (var key in await scheduler.GetTriggerKeys(GroupMatcher<TriggerKey>.GroupEquals(Group), cancellationToken).ConfigureAwait(false))
+        {
+            if (!expectedTriggers.Contains(key))
+            {
+                await scheduler.UnscheduleJob(key, cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        foreach (var key in await scheduler.GetJobKeys(GroupMatcher<JobKey>.GroupEquals(Group), cancellationToken).ConfigureAwait(false))
+        {
+            if (!expectedJobs.Contains(key))
+            {
+                await scheduler.DeleteJob(key, cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        await RecoverAsync(scheduler, cancellationToken).ConfigureAwait(false);
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    /// <summary>Interrupted fine-tunes are resumed (from their checkpoints); anything else interrupted is closed as failed.</summary>
+    private async Task RecoverAsync(IScheduler scheduler, CancellationToken cancellationToken)
+    {
+        foreach (var run in await ledger.ListUnfinishedRunsAsync(cancellationToken).ConfigureAwait(false))
+        {
+            bool resumable = run.Kind == RunKinds.FineTune && catalog.Value.TryGet(run.Model, out var options) && options.Retrain;
+            if (resumable)
+            {
+                LogResuming(logger, run.Model, run.RunId);
+                await scheduler.TriggerJob(FineTuneJob.KeyFor(run.Model),
+                    new JobDataMap { [FineTuneJob.ResumeKey] = run.RunId, [FineTuneJob.TriggerKey] = run.Trigger }, cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                string detail = run.Kind == RunKinds.FineTune
+                    ? "interrupted, and the model is no longer configured for retraining"
+                    : "interrupted by a stop of the daemon; the next analysis starts afresh";
+                await ledger.FinishRunAsync(run.RunId, RunStatuses.Failed, null, detail, cancellationToken).ConfigureAwait(false);
+                LogClosed(logger, run.Model, run.RunId, detail);
+            }
+        }
+    }
+
+    private static async Task EnsureTriggerAsync(IScheduler scheduler, ITrigger trigger, Func<ITrigger, bool> unchanged, CancellationToken cancellationToken)
+    {
+        var existing = await scheduler.GetTrigger(trigger.Key, cancellationToken).ConfigureAwait(false);
+        if (existing is null)
+        {
+            await scheduler.ScheduleJob(trigger, default, cancellationToken).ConfigureAwait(false);
+        }
+        else if (!unchanged(existing))
+        {
+            await scheduler.RescheduleJob(trigger.Key, trigger, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    [LoggerMessage(EventId = 840, Level = LogLevel.Warning, Message = "Resuming the interrupted fine-tune {RunId} of {Model}")]
+    private static partial void LogResuming(ILogger logger, string model, string runId);
+
+    [LoggerMessage(EventId = 841, Level = LogLevel.Warning, Message = "Run {RunId} of {Model} was interrupted and is closed as failed: {Detail}")]
+    private static partial void LogClosed(ILogger logger, string model, string runId, string detail);
+}
