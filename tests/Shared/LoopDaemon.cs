@@ -5,9 +5,8 @@ using System.Text.Json;
 using RabbitMQ.Client;
 using RetrainDaemon.Core.Registry;
 using RetrainDaemon.Data.Store;
-using RetrainDaemon.Tests.Shared;
 
-namespace RetrainDaemon.IntegrationTests.Loop;
+namespace RetrainDaemon.Tests.Shared;
 
 /// <summary>
 /// A daemon with the continuous loop on (Quartz, triggers, rollback) and serving on, its store,
