@@ -98,6 +98,15 @@ public sealed record AnalysisRequest(
     /// <summary>Feedback ratings attributed to slices (the feedback join provides them); empty = no feedback.</summary>
     public IReadOnlyList<SliceRating> Feedback { get; init; } = [];
 
+    /// <summary>
+    /// The store key of the samples the model learns from (<c>Models:&lt;m&gt;:Dataset</c>, e.g. a VAE reading the
+    /// fashion-mnist DCGAN's samples); null = <see cref="Model"/>.
+    /// </summary>
+    public string? Dataset { get; init; }
+
+    /// <summary>The store key the analysis reads: <see cref="Dataset"/> or the model's own name.</summary>
+    public string StoreKey => Dataset ?? Model;
+
     /// <summary>The champion's registry version, recorded in the report when known.</summary>
     public int? ChampionVersion { get; init; }
 

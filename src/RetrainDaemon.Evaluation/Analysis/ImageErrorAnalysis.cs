@@ -34,7 +34,7 @@ internal static class ImageErrorAnalysis
         LinearAlgebra.OpenBlas.SetNumThreads(request.Evaluation.Threads);
 
         bool Accept(SampleRecord r) => r.Pixels is not null && r.Width == width && r.Height == height && r.Channels == channels && r.Pixels.Length == width * height * channels;
-        var (windows, skipped) = await StoreWindows.ReadAsync(request.Store, request.Model, request.TrainedWatermark, request.Watermark,
+        var (windows, skipped) = await StoreWindows.ReadAsync(request.Store, request.StoreKey, request.TrainedWatermark, request.Watermark,
             options.MaxHoldout, options.MaxDriftSamples, Accept, cancellationToken).ConfigureAwait(false);
         var holdout = windows.Holdout;
         if (holdout.Count < 2)
@@ -45,7 +45,7 @@ internal static class ImageErrorAnalysis
 
         var holdoutPixels = holdout.Select(r => r.Pixels!).ToList();
         var holdoutLabels = holdout.Select(r => int.TryParse(r.Label, NumberStyles.Integer, CultureInfo.InvariantCulture, out int l) && l >= 0 ? l : -1).ToList();
-        var referenceSet = new ImageReferenceSet(string.Create(CultureInfo.InvariantCulture, $"store-{request.Model}@{request.Watermark}-recent"), holdoutPixels, holdoutLabels, [], width, height, channels);
+        var referenceSet = new ImageReferenceSet(string.Create(CultureInfo.InvariantCulture, $"store-{request.StoreKey}@{request.Watermark}-recent"), holdoutPixels, holdoutLabels, [], width, height, channels);
         string holdoutId = referenceSet.Describe(holdoutPixels, holdoutLabels);
 
         var onnx = await File.ReadAllBytesAsync(request.ChampionOnnx, cancellationToken).ConfigureAwait(false);

@@ -27,7 +27,7 @@ internal static class TextErrorAnalysis
         var options = request.Options;
         bool conditional = request.ModelOptions.Text.Conditional;
         bool Accept(SampleRecord r) => r.Modality == Modality.Text && !string.IsNullOrWhiteSpace(r.Text) && (!conditional || !string.IsNullOrWhiteSpace(r.SourceText));
-        var (windows, skipped) = await StoreWindows.ReadAsync(request.Store, request.Model, request.TrainedWatermark, request.Watermark,
+        var (windows, skipped) = await StoreWindows.ReadAsync(request.Store, request.StoreKey, request.TrainedWatermark, request.Watermark,
             options.MaxHoldout, options.MaxDriftSamples, Accept, cancellationToken).ConfigureAwait(false);
         if (windows.Holdout.Count == 0)
         {
@@ -44,7 +44,7 @@ internal static class TextErrorAnalysis
 
         var holdout = windows.Holdout;
         var references = holdout.Select(r => new ReferenceText(conditional ? r.SourceText : null, r.Text!)).ToList();
-        string holdoutId = TextReferenceSet.Describe(string.Create(CultureInfo.InvariantCulture, $"store-{request.Model}@{request.Watermark}-recent"), references);
+        string holdoutId = TextReferenceSet.Describe(string.Create(CultureInfo.InvariantCulture, $"store-{request.StoreKey}@{request.Watermark}-recent"), references);
         var buckets = holdout.Select(r => SliceKeys.TextLengthBucket(r.Text!, r.SourceText, conditional)).ToList();
         var catalogs = holdout.Select(r => SliceKeys.Catalog(r.Label, r.Source)).ToList();
         string modelBasis = $"gpt:{model.Task}|vocab:{model.VocabularySha256[..12]}";

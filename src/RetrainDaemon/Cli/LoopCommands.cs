@@ -166,6 +166,66 @@ internal static class LoopCommands
         return command;
     }
 
+    public static Command Analyze()
+    {
+        var model = new Option<string>("--model", "-m") { Description = "The configured model whose champion to analyse.", Required = true };
+        var json = new Option<bool>("--json") { Description = "Print the report JSON instead of the summary." };
+        var command = new Command("analyze", "One error analysis now, in this process, as the daemon's job runs it: the champion per slice on the recent holdout and its rated generations, drift of the data since its watermark, sampling weights for the next fine-tune; report.json + report.html under Loop:AnalysisDirectory, recorded in the run ledger. Exit 0 completed, 4 skipped (no champion), 1 failed.");
+        command.Options.Add(model);
+        command.Options.Add(json);
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            var configuration = RetrainCli.Configuration(parse);
+            var failures = new List<string>();
+            var storeOptions = RetrainCli.Bind(configuration, StoreOptions.Section, new StoreOptionsValidator(), failures);
+            var registryOptions = RetrainCli.Bind(configuration, RegistryOptions.Section, new RegistryOptionsValidator(), failures);
+            var evaluation = RetrainCli.Bind(configuration, EvaluationOptions.Section, new EvaluationOptionsValidator(), failures);
+            var text = RetrainCli.Bind(configuration, TextEvaluationOptions.Section, new TextEvaluationOptionsValidator(), failures);
+            var loop = RetrainCli.Bind(configuration, LoopOptions.Section, new LoopOptionsValidator(), failures);
+            var broker = RetrainCli.Bind(configuration, BrokerOptions.Section, new BrokerOptionsValidator(), failures);
+            var catalog = RetrainCli.BindModels(configuration, failures);
+            if (failures.Count > 0)
+            {
+                throw new ConfigurationInvalidException(failures);
+            }
+
+            string name = parse.GetValue(model)!;
+            if (!catalog.TryGet(name, out _))
+            {
+                Console.Error.WriteLine($"retrain-daemon: '{name}' is not a configured model (Models: {string.Join(", ", catalog.Models.Keys)})");
+                return 2;
+            }
+
+            using var loggers = LoggerFactory.Create(b => b.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss "; }).SetMinimumLevel(LogLevel.Information));
+            await using var store = new SqliteSampleStore(storeOptions);
+            var runner = new AnalysisRunner(Options.Create(catalog), Options.Create(loop), Options.Create(evaluation), Options.Create(text),
+                store, store, new ModelRegistry(registryOptions), new LoopMetrics(), loggers.CreateLogger<AnalysisRunner>(), new ModelEventPublisher(broker, loggers.CreateLogger<ModelEventPublisher>()));
+            var outcome = await runner.RunAsync(name, "manual: requested on the command line", cancellationToken);
+            if (outcome.Result is { } result && parse.GetValue(json))
+            {
+                Console.WriteLine(await File.ReadAllTextAsync(result.JsonPath, cancellationToken));
+            }
+            else
+            {
+                Console.WriteLine($"{outcome.RunId}: {outcome.Status}: {outcome.Detail}");
+                if (outcome.Result is { } r)
+                {
+                    Console.WriteLine($"  report  {r.JsonPath}");
+                    Console.WriteLine($"  page    {r.HtmlPath}");
+                    Console.WriteLine("  weights " + string.Join(", ", r.Weights.Weights.OrderByDescending(w => w.Value).Select(w => string.Create(CultureInfo.InvariantCulture, $"{w.Key} {w.Value:0.00}"))));
+                }
+            }
+
+            return outcome.Status switch
+            {
+                RunStatuses.Completed => 0,
+                RunStatuses.Skipped => 4,
+                _ => 1,
+            };
+        });
+        return command;
+    }
+
     private static SqliteSampleStore OpenStore(ParseResult parse)
     {
         var failures = new List<string>();

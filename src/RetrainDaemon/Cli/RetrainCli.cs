@@ -75,6 +75,7 @@ public static class RetrainCli
         root.Subcommands.Add(ModelsCommands.Create());
         root.Subcommands.Add(LoopCommands.Runs());
         root.Subcommands.Add(LoopCommands.Retrain());
+        root.Subcommands.Add(LoopCommands.Analyze());
 
         var parsed = root.Parse(args);
         // Long enough for the host's own graceful shutdown (30 s) to finish after SIGTERM/SIGINT.

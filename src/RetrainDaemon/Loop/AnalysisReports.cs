@@ -5,13 +5,10 @@ namespace RetrainDaemon.Loop;
 /// <summary>Reads back what the loop needs from an analysis run's <c>report.json</c>.</summary>
 public static class AnalysisReports
 {
-    public const string JsonFile = "report.json";
-    public const string HtmlFile = "report.html";
-
     /// <summary>The drift score of the report in <paramref name="directory"/>, or null (no report, or drift not measured).</summary>
     public static double? ReadDrift(string directory)
     {
-        string path = Path.Combine(directory, JsonFile);
+        string path = Path.Combine(directory, Evaluation.Analysis.ErrorAnalysis.JsonFileName);
         if (!File.Exists(path))
         {
             return null;

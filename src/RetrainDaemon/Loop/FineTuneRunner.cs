@@ -162,6 +162,9 @@ public sealed partial class FineTuneRunner(
 
         Directory.CreateDirectory(run.Directory);
         var training = run.Options.Training;
+        // The newest error analysis of this champion up-weights its worst slices in the training draw.
+        var weighting = await AnalysisRunner.LatestWeightsAsync(ledger, run.Model, champion?.Version, cancellationToken).ConfigureAwait(false);
+        string weighted = weighting is { } w ? $"; slices weighted by analysis {w.RunId}" : "";
         bool fineTune = championCheckpoints is not null;
         string? skip;
         Func<CancellationToken, TrainingResultSummary> train;
@@ -169,9 +172,10 @@ public sealed partial class FineTuneRunner(
         await run.BeginAsync(ledger, RunStages.Snapshot, cancellationToken).ConfigureAwait(false);
         if (family == ModelFamilies.Gpt)
         {
-            var (trainTexts, holdoutTexts, counts) = await TextSnapshot.LoadAsync(store, dataset, run.Options.Text.Conditional, watermark, previousWatermark, cancellationToken).ConfigureAwait(false);
+            var (trainTexts, holdoutTexts, counts) = await TextSnapshot.LoadAsync(store, dataset, run.Options.Text.Conditional, watermark, previousWatermark,
+                weighting?.Weights, training.Seed, cancellationToken).ConfigureAwait(false);
             skip = TooSmall(trainTexts.Count, holdoutTexts.Count, training, dataset, previousWatermark, watermark);
-            await run.EndAsync(ledger, RunStages.Snapshot, skip is null ? StageOutcomes.Ok : StageOutcomes.Skipped, skip ?? counts.ToString(), cancellationToken).ConfigureAwait(false);
+            await run.EndAsync(ledger, RunStages.Snapshot, skip is null ? StageOutcomes.Ok : StageOutcomes.Skipped, skip ?? counts.ToString() + weighted, cancellationToken).ConfigureAwait(false);
             var request = new TextRunRequest(run.Options.Text.Conditional ? Core.Text.GptTasks.Conditional : Core.Text.GptTasks.Lm, run.Directory,
                 TextTrainingOptions(training, fineTune), training.Layers, training.Heads, training.Width ?? 128, training.Context, training.Dropout,
                 !training.Untied, training.VocabularySize, FromCheckpoint: championCheckpoints, KeepCheckpoints: 2);
@@ -184,10 +188,10 @@ public sealed partial class FineTuneRunner(
         else
         {
             var (trainImages, holdoutImages, counts) = await ImageSnapshot.LoadAsync(store, dataset, 28, watermark, previousWatermark,
-                fineTune ? training.Replay : 0, training.Seed, cancellationToken).ConfigureAwait(false);
+                fineTune ? training.Replay : 0, training.Seed, weighting?.Weights, cancellationToken).ConfigureAwait(false);
             skip = TooSmall(counts.Fresh, counts.Holdout, training, dataset, previousWatermark, watermark);
             await run.EndAsync(ledger, RunStages.Snapshot, skip is null ? StageOutcomes.Ok : StageOutcomes.Skipped,
-                skip ?? string.Create(CultureInfo.InvariantCulture, $"watermark {watermark} (previous {previousWatermark}): {counts.Fresh} fresh + {counts.Replayed} replayed training, {counts.Holdout} holdout"),
+                skip ?? string.Create(CultureInfo.InvariantCulture, $"watermark {watermark} (previous {previousWatermark}): {counts.Fresh} fresh + {counts.Replayed} replayed training, {counts.Holdout} holdout{weighted}"),
                 cancellationToken).ConfigureAwait(false);
             var request = new ImageRunRequest(family, run.Directory, ImageTrainingOptions(training, fineTune), training.Conditional, championCheckpoints,
                 family == ModelFamilies.Dcgan ? InitScheme.Normal002 : InitScheme.He, KeepCheckpoints: 2, Width: training.Width);
@@ -273,7 +277,7 @@ public sealed partial class FineTuneRunner(
         // announcement follows it (a crash in between is finished by the resumed run above).
         await run.BeginAsync(ledger, RunStages.Publish, CancellationToken.None).ConfigureAwait(false);
         var result = publish();
-        string verdict = report.Passed ? "passed the gate" : $"GATE FAILED: {report.Headline()}";
+        string verdict = report.Passed ? "passed the gate" : report.Headline();
         await run.EndAsync(ledger, RunStages.Publish, StageOutcomes.Ok,
             string.Create(CultureInfo.InvariantCulture, $"v{result.Version} {result.Status}; champion {result.Aliases.Champion?.ToString(CultureInfo.InvariantCulture) ?? "none"}; {verdict}"), CancellationToken.None).ConfigureAwait(false);
         await AnnounceAsync(run, result.Version, report.Passed, report.Passed ? "passed the gate" : report.Headline(), CancellationToken.None).ConfigureAwait(false);

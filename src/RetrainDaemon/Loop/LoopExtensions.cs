@@ -63,6 +63,7 @@ public static class LoopExtensions
         services.TryAddSingleton<ServingOutcomes>();
         services.AddSingleton(sp => new ModelEventPublisher(sp.GetRequiredService<IOptions<Core.Options.BrokerOptions>>().Value, sp.GetRequiredService<ILogger<ModelEventPublisher>>()));
         services.AddSingleton(sp => ActivatorUtilities.CreateInstance<FineTuneRunner>(sp, sp.GetRequiredService<ModelEventPublisher>(), sp.GetRequiredService<LoopState>()));
+        services.AddSingleton(sp => ActivatorUtilities.CreateInstance<AnalysisRunner>(sp, sp.GetRequiredService<ModelEventPublisher>(), sp.GetRequiredService<LoopState>()));
         services.AddSingleton<IFeedbackSummaries, StoreFeedbackSummaries>();
         services.AddSingleton(sp => ActivatorUtilities.CreateInstance<RollbackWatch>(sp));
         return services;

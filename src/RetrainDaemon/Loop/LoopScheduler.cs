@@ -58,6 +58,22 @@ public sealed partial class LoopScheduler(
                 await EnsureTriggerAsync(scheduler, cron, existing => existing is ICronTrigger c && c.CronExpressionString == options.Schedule, cancellationToken).ConfigureAwait(false);
                 expectedTriggers.Add(cron.Key);
             }
+
+            var analysis = JobBuilder.Create<ErrorAnalysisJob>().WithIdentity(ErrorAnalysisJob.KeyFor(model)).StoreDurably()
+                .UsingJobData(FineTuneJob.ModelKey, model)
+                .WithDescription($"error analysis of {model}")
+                .Build();
+            await scheduler.AddJob(analysis, new AddJobOptions { Replace = true }, cancellationToken).ConfigureAwait(false);
+            expectedJobs.Add(analysis.Key);
+            if (options.AnalysisSchedule.Length > 0)
+            {
+                var cron = TriggerBuilder.Create().WithIdentity($"analysis.{model}", Group).ForJob(analysis.Key)
+                    .UsingJobData(FineTuneJob.TriggerKey, "schedule")
+                    .WithCronSchedule(options.AnalysisSchedule, c => c.InTimeZone(TimeZoneInfo.Utc).WithMisfireInstruction(CronTriggerMisfireInstruction.FireAndProceed))
+                    .Build();
+                await EnsureTriggerAsync(scheduler, cron, existing => existing is ICronTrigger c && c.CronExpressionString == options.AnalysisSchedule, cancellationToken).ConfigureAwait(false);
+                expectedTriggers.Add(cron.Key);
+            }
         }
 
         // Jobs and triggers of models no longer configured (or no longer scheduled) go.

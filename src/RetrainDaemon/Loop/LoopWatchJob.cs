@@ -117,15 +117,23 @@ public sealed partial class LoopWatchJob(
         }
 
         return new TriggerSituation(now, inProgress, lastStarted, lastSuccess, fresh,
-            Drift: await LatestDriftAsync(model, cancellationToken).ConfigureAwait(false), NewRatings: newFeedback.Ratings,
+            Drift: await LatestDriftAsync(model, aliases?.Champion, cancellationToken).ConfigureAwait(false), NewRatings: newFeedback.Ratings,
             RecentMeanRating: recentMean, RecentRatings: recentRatings, ChampionMeanRating: baseline, ScheduleDue: false, ManualReason: null);
     }
 
-    /// <summary>The drift score of the newest completed analysis of the model (its ledger detail carries it), if any.</summary>
-    private async Task<double?> LatestDriftAsync(string model, CancellationToken cancellationToken)
+    /// <summary>
+    /// The drift score of the newest completed analysis of the current champion, if any: drift is measured
+    /// against the champion's training window, so an analysis of an older champion says nothing about this one.
+    /// </summary>
+    private async Task<double?> LatestDriftAsync(string model, int? champion, CancellationToken cancellationToken)
     {
+        if (champion is null)
+        {
+            return null;
+        }
+
         var analyses = await ledger.ListRunsAsync(model, RunKinds.Analysis, 5, cancellationToken).ConfigureAwait(false);
-        var latest = analyses.FirstOrDefault(r => r.Status == RunStatuses.Completed);
+        var latest = analyses.FirstOrDefault(r => r.Status == RunStatuses.Completed && r.Version == champion);
         return latest?.Directory is { } directory && AnalysisReports.ReadDrift(directory) is double drift ? drift : null;
     }
 
