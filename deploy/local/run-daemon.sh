@@ -49,8 +49,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Ingestion is what the data below needs; serving becomes ready only once a model has a champion in
-# the registry (retrain-daemon gate --publish, later the fine-tune job), so it is not waited for.
+# Ingestion is what the data below needs; serving becomes ready only once every served model has a
+# champion, which the loop's first fine-tunes produce after the data below crosses their triggers.
 for _ in $(seq 1 120); do
     if curl -sS http://127.0.0.1:9464/v2/health/ready 2>/dev/null | grep -q '"ingestion":"consuming"'; then break; fi
     kill -0 "$pid" 2>/dev/null || { echo "run-daemon: the daemon exited" >&2; exit 1; }
@@ -66,5 +66,6 @@ if [ "$publish" = 1 ] && [ "$count" != 0 ]; then
     "${daemon[@]}" samples stats | grep -E "^store|\(all\)|^feedback|^model" || true
 fi
 
-echo "run-daemon: running; Ctrl+C stops the daemon (and the private broker)"
+echo "run-daemon: running; the loop fine-tunes each model once its volume trigger is crossed (one at a time)."
+echo "run-daemon: follow it with: ${daemon[*]} runs list   — Ctrl+C stops the daemon (and the private broker)"
 wait "$pid"
