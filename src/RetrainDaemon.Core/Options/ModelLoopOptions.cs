@@ -79,7 +79,29 @@ public sealed class ModelTrainingOptions
 
     public bool Untied { get; set; }
 
+    /// <summary>A hyperparameter search before a model's first run (image families); off by default.</summary>
+    public ModelTuningOptions Tune { get; set; } = new();
+
     public int StepsFor(bool fineTune) => fineTune ? FineTuneSteps ?? Steps : Steps;
+}
+
+/// <summary>
+/// The tuner budget of a model (<c>Models:&lt;m&gt;:Training:Tune</c>): before a run from scratch, this many
+/// short trainings searched over learning rate, batch size, weight decay (and β, width) and scored on the
+/// holdout; the best parameters train the run. Fine-tunes keep the champion's hyperparameters.
+/// </summary>
+public sealed class ModelTuningOptions
+{
+    /// <summary>Trials (0 = no search).</summary>
+    public int Trials { get; set; }
+
+    /// <summary>grid, random or bayesian (TPE).</summary>
+    public string Method { get; set; } = "bayesian";
+
+    public int TrialSteps { get; set; } = 200;
+
+    /// <summary>Wall-time budget of the whole search.</summary>
+    public TimeSpan MaxTime { get; set; } = TimeSpan.FromMinutes(30);
 }
 
 /// <summary>Start-up checks of the loop members of one model (called by the catalog validator).</summary>
@@ -177,6 +199,22 @@ internal static class ModelLoopValidation
             if (t.Width is int w && t.Heads > 0 && w % t.Heads != 0)
             {
                 f.Add($"{model}:Training:Width", w, $"must be a multiple of Heads ({t.Heads.ToString(CultureInfo.InvariantCulture)})");
+            }
+        }
+
+        if (t.Tune.Trials != 0)
+        {
+            f.Range($"{model}:Training:Tune:Trials", t.Tune.Trials, 0, 1000);
+            f.Range($"{model}:Training:Tune:TrialSteps", t.Tune.TrialSteps, 1, 1_000_000);
+            f.Positive($"{model}:Training:Tune:MaxTime", t.Tune.MaxTime);
+            if (t.Tune.Method.ToLowerInvariant() is not ("grid" or "random" or "bayesian"))
+            {
+                f.Add($"{model}:Training:Tune:Method", t.Tune.Method, "must be grid, random or bayesian");
+            }
+
+            if (text)
+            {
+                f.Add($"{model}:Training:Tune:Trials", t.Tune.Trials, "the tuner searches image families only; set 0 for gpt models");
             }
         }
 

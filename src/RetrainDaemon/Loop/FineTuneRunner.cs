@@ -176,8 +176,9 @@ public sealed partial class FineTuneRunner(
                 weighting?.Weights, training.Seed, cancellationToken).ConfigureAwait(false);
             skip = TooSmall(trainTexts.Count, holdoutTexts.Count, training, dataset, previousWatermark, watermark);
             await run.EndAsync(ledger, RunStages.Snapshot, skip is null ? StageOutcomes.Ok : StageOutcomes.Skipped, skip ?? counts.ToString() + weighted, cancellationToken).ConfigureAwait(false);
+            run.Used = TextTrainingOptions(training, fineTune);
             var request = new TextRunRequest(run.Options.Text.Conditional ? Core.Text.GptTasks.Conditional : Core.Text.GptTasks.Lm, run.Directory,
-                TextTrainingOptions(training, fineTune), training.Layers, training.Heads, training.Width ?? 128, training.Context, training.Dropout,
+                run.Used, training.Layers, training.Heads, training.Width ?? 128, training.Context, training.Dropout,
                 !training.Untied, training.VocabularySize, FromCheckpoint: championCheckpoints, KeepCheckpoints: 2);
             train = ct =>
             {
@@ -193,8 +194,17 @@ public sealed partial class FineTuneRunner(
             await run.EndAsync(ledger, RunStages.Snapshot, skip is null ? StageOutcomes.Ok : StageOutcomes.Skipped,
                 skip ?? string.Create(CultureInfo.InvariantCulture, $"watermark {watermark} (previous {previousWatermark}): {counts.Fresh} fresh + {counts.Replayed} replayed training, {counts.Holdout} holdout{weighted}"),
                 cancellationToken).ConfigureAwait(false);
-            var request = new ImageRunRequest(family, run.Directory, ImageTrainingOptions(training, fineTune), training.Conditional, championCheckpoints,
-                family == ModelFamilies.Dcgan ? InitScheme.Normal002 : InitScheme.He, KeepCheckpoints: 2, Width: training.Width);
+            var imageOptions = ImageTrainingOptions(training, fineTune);
+            int? width = training.Width;
+            double? dropout = null;
+            if (skip is null && !fineTune && training.Tune.Trials > 0)
+            {
+                (imageOptions, width, dropout) = await TuneAsync(run, family, imageOptions, width, trainImages, holdoutImages, cancellationToken).ConfigureAwait(false);
+            }
+
+            run.Used = imageOptions;
+            var request = new ImageRunRequest(family, run.Directory, imageOptions, training.Conditional, championCheckpoints,
+                family == ModelFamilies.Dcgan ? InitScheme.Normal002 : InitScheme.He, KeepCheckpoints: 2, Width: width, Dropout: dropout);
             train = ct =>
             {
                 var result = ImageTrainingRun.Run(request, trainImages, holdoutImages, Progress(run), ct);
@@ -285,6 +295,39 @@ public sealed partial class FineTuneRunner(
     }
 
     /// <summary>
+    /// The tuner budget of a first run: short trainings over the family's search space, scored on the
+    /// holdout, every trial in <c>tuning/trials.jsonl</c> of the run; the best parameters train the run.
+    /// A resumed run repeats the search (same seed, same trials) — cheaper than recording half a search.
+    /// </summary>
+    private async Task<(TrainingOptions Options, int? Width, double? Dropout)> TuneAsync(RunContext run, string family, TrainingOptions options, int? width,
+        ImageDataset train, ImageDataset holdout, CancellationToken cancellationToken)
+    {
+        var tune = run.Options.Training.Tune;
+        await run.BeginAsync(ledger, RunStages.Tune, cancellationToken).ConfigureAwait(false);
+        var result = await Task.Factory.StartNew(() => ImageTuning.Run(family, Path.Combine(run.Directory, "tuning"), options with { Steps = tune.TrialSteps },
+            run.Options.Training.Conditional, train, holdout, ImageTuning.DefaultSpace(family), Enum.Parse<Core.Tuning.SearchMethod>(tune.Method, ignoreCase: true),
+            tune.Trials, tune.MaxTime, cancellationToken: cancellationToken), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).ConfigureAwait(false);
+        cancellationToken.ThrowIfCancellationRequested();
+        if (result.Best is not { } best)
+        {
+            await run.EndAsync(ledger, RunStages.Tune, StageOutcomes.Failed, $"no trial succeeded ({result.StopReason}); training with the configured hyperparameters", cancellationToken).ConfigureAwait(false);
+            return (options, width, null);
+        }
+
+        var p = best.Parameters;
+        var tuned = options with
+        {
+            LearningRate = p.GetValueOrDefault("lr", options.LearningRate),
+            BatchSize = p.TryGetValue("batch_size", out var batch) ? (int)batch : options.BatchSize,
+            WeightDecay = p.GetValueOrDefault("weight_decay", options.WeightDecay),
+            Beta = p.GetValueOrDefault("beta", options.Beta),
+        };
+        await run.EndAsync(ledger, RunStages.Tune, StageOutcomes.Ok, string.Create(CultureInfo.InvariantCulture,
+            $"best of {result.Trials.Count} trials: {ImageTuning.Describe(p)} (holdout {best.Score:0.0000}); {result.StopReason}"), cancellationToken).ConfigureAwait(false);
+        return (tuned, p.TryGetValue("width", out var w) ? (int)w : width, p.TryGetValue("dropout", out var d) ? d : null);
+    }
+
+    /// <summary>
     /// Trains; if libtorch throws from native code, trains once more, resuming from the run's last
     /// checkpoint. Seen once in the daemon (not in the CLI): "Expected false to be true" from
     /// c10::Scalar::toLong inside BatchNorm's counter update while ingestion was allocating heavily — a
@@ -361,6 +404,10 @@ public sealed partial class FineTuneRunner(
             ["dataset"] = dataset,
             ["steps"] = checkpoint.Step.ToString(CultureInfo.InvariantCulture),
             ["seed"] = t.Seed.ToString(CultureInfo.InvariantCulture),
+            ["optimizer"] = run.Used?.Optimizer.ToString().ToLowerInvariant() ?? "",
+            ["lr"] = run.Used?.LearningRate.ToString("R", CultureInfo.InvariantCulture) ?? "",
+            ["batch_size"] = run.Used?.BatchSize.ToString(CultureInfo.InvariantCulture) ?? "",
+            ["weight_decay"] = run.Used?.WeightDecay.ToString("R", CultureInfo.InvariantCulture) ?? "",
             ["warm_start"] = fineTune ? "champion" : "init",
             [ManifestKeys.Checkpoints] = Path.GetFullPath(Path.Combine(run.Directory, "checkpoints")),
         };
@@ -459,6 +506,9 @@ public sealed partial class FineTuneRunner(
 
         public string? OpenStage { get; private set; }
 
+        /// <summary>The training options the run trains with (after tuning), for the manifest.</summary>
+        public TrainingOptions? Used { get; set; }
+
         public Dictionary<string, TimeSpan> Timings { get; } = new(StringComparer.Ordinal);
 
         public async Task BeginAsync(IRunLedger ledger, string stage, CancellationToken cancellationToken)
@@ -507,6 +557,7 @@ public sealed partial class FineTuneRunner(
 public static class RunStages
 {
     public const string Snapshot = "snapshot";
+    public const string Tune = "tune";
     public const string Train = "train";
     public const string Export = "export";
     public const string Evaluate = "evaluate";
