@@ -180,6 +180,8 @@ public static partial class ServingExtensions
             .Errors(400, 401, 403, 404, 413, 429, 500, 503)
             .AddEndpointFilter(inferenceKey);
 
+        MapReview(app, inferenceKey, keysRequired: !keys.InferenceOpen);
+
         var adminPorts = AdminPorts(Urls(options.AdminUrls), []);
         if (keys.AdminEnabled)
         {
@@ -221,6 +223,34 @@ public static partial class ServingExtensions
                 ? string.Create(CultureInfo.InvariantCulture, $"batching up to {options.MaxBatchSize} samples waiting at most {options.MaxQueueDelay.TotalMilliseconds} ms, queue {options.QueueCapacity}")
                 : "batching off");
         return app;
+    }
+
+    /// <summary>
+    /// The human review page (<see cref="ReviewPage"/>). The pages only show what the registry and the analysis folder
+    /// already hold, so they need no key: a browser cannot send a bearer key when it follows a link. What costs or
+    /// changes something needs one like inference does: the live samples come from the generate route (the page's
+    /// script sends the key typed into it), and the ratings route carries the same key filter.
+    /// </summary>
+    private static void MapReview(WebApplication app, ApiKeyFilter inferenceKey, bool keysRequired)
+    {
+        app.MapGet("/review", (HttpContext h, [FromServices] ServingHttp s) => ReviewPage.IndexAsync(h, s))
+            .WithMetadata(new ServingRoute(ServingRoute.ReviewPage)).ExcludeFromDescription();
+        app.MapGet("/review/{model}", (string model, HttpContext h, [FromServices] ServingHttp s) => ReviewPage.ModelAsync(model, h, s, keysRequired))
+            .WithMetadata(new ServingRoute(ServingRoute.ReviewPage)).ExcludeFromDescription();
+        app.MapGet("/review/{model}/versions/{version}/files/{name}", (string model, string version, string name, HttpContext h, [FromServices] ServingHttp s) => ReviewPage.FileAsync(model, version, name, h, s))
+            .WithMetadata(new ServingRoute(ServingRoute.ReviewFile)).ExcludeFromDescription();
+        app.MapGet("/review/{model}/analysis/report.html", (string model, HttpContext h, [FromServices] ServingHttp s) => ReviewPage.AnalysisAsync(model, h, s))
+            .WithMetadata(new ServingRoute(ServingRoute.ReviewAnalysis)).ExcludeFromDescription();
+        app.MapPost("/review/{model}/ratings", (string model, HttpContext h, [FromServices] ServingHttp s) => ReviewPage.RateAsync(model, h, s))
+            .Route(ServingRoute.ReviewRating, GenerationTag, "Rate a generation (review page)",
+                "Body {generation_id, rating 1..5}: publishes a retrain.feedback.v1 CloudEvent {generation_id, model, version, rating, rater: \"review-page\"} " +
+                "through the broker and answers 202 once the broker confirmed it. The generation id must be one this server handed out for the model's serving version " +
+                "(400 for a malformed id, another model's id or a rating outside 1..5, naming each problem; 404 for a model not served here; 409 for a generation of an older version; " +
+                "503 when the broker does not confirm).")
+            .JsonBody<ReviewRatingRequest>()
+            .Produces<ReviewRatingResponse>(StatusCodes.Status202Accepted)
+            .Errors(400, 401, 403, 404, 409, 413, 503)
+            .AddEndpointFilter(inferenceKey);
     }
 
     private static RouteHandlerBuilder Route(this RouteHandlerBuilder builder, string route, string tag, string summary, string description) =>

@@ -24,6 +24,10 @@ internal sealed record ServingRoute(string Name)
     public const string Promote = "promote";
     public const string Rollback = "rollback";
     public const string Retrain = "retrain";
+    public const string ReviewPage = "review_page";
+    public const string ReviewFile = "review_file";
+    public const string ReviewAnalysis = "review_analysis";
+    public const string ReviewRating = "review_rating";
 }
 
 /// <summary>One request in flight: its cancellation (client abort or <c>Serving:RequestTimeout</c>) and the version that answers it.</summary>

@@ -74,6 +74,8 @@ public static class HostingExtensions
     public static WebApplicationBuilder AddModelEvents(this WebApplicationBuilder builder)
     {
         builder.Services.AddModelEvents();
+        // The review page's ratings go out through the broker like the events, and its analysis links read the loop's folder.
+        builder.Services.AddReviewServices();
         return builder;
     }
 

@@ -472,11 +472,14 @@ public sealed partial class FineTuneRunner(
 
     private Progress<TrainingProgress> Progress(RunContext run)
     {
-        long every = Math.Max(1, run.Options.Training.Steps / 10);
+        // The loop reports about once a second at whatever step it reached: log each tenth of the run once.
+        long lastTenth = -1;
         return new Progress<TrainingProgress>(p =>
         {
-            if (p.Step % every == 0 || p.Step == p.Steps)
+            long tenth = p.Steps > 0 ? p.Step * 10 / p.Steps : 0;
+            if (tenth > Interlocked.Read(ref lastTenth))
             {
+                Interlocked.Exchange(ref lastTenth, tenth);
                 LogProgress(logger, run.Model, run.RunId, p.Step, p.Steps, string.Join(" ", p.Losses.Select(l => string.Create(CultureInfo.InvariantCulture, $"{l.Key} {l.Value:0.0000}"))), p.StepsPerSecond);
             }
         });

@@ -86,9 +86,12 @@ public sealed partial class LoopWatchJob(
         }
 
         DateTimeOffset? lastSuccess = runs.FirstOrDefault(r => r.Status == RunStatuses.Promoted)?.FinishedAt;
-        // Fresh data is counted after the newest snapshot a run actually trained on (passed, rejected or
-        // failed alike: the same data would give the same result) or the champion's, whichever is newer.
-        long seen = runs.FirstOrDefault(r => r.Status is RunStatuses.Promoted or RunStatuses.Rejected or RunStatuses.Failed && r.Watermark is not null)?.Watermark ?? 0;
+        // Fresh data is counted after the newest snapshot a run judged (promoted or rejected, or a training
+        // that diverged: the same data would give the same result) or the champion's, whichever is newer. A
+        // run that failed for another reason (disk, a missing directory, an exception) leaves its data unseen,
+        // so the volume trigger tries again after the cooldown.
+        long seen = runs.FirstOrDefault(r => r.Watermark is not null && (r.Status is RunStatuses.Promoted or RunStatuses.Rejected
+            || (r.Status == RunStatuses.Failed && r.Detail?.StartsWith(nameof(Training.Trainers.TrainingOutcome.NonFiniteLoss), StringComparison.Ordinal) == true)))?.Watermark ?? 0;
         if (registry.ResolveServable(model).Verified?.Manifest.DataWatermark is long championWatermark)
         {
             seen = Math.Max(seen, championWatermark);
