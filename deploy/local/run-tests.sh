@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-bash deploy/local/setup.sh
+bash deploy/local/setup.sh --tests
 dotnet build RetrainDaemon.sln -c "${CONFIGURATION:-Debug}" --nologo -v quiet
 
 status=0

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # setup.sh — install what RetrainDaemon needs on a Debian/Ubuntu machine: the broker and the
 # datasets (Debian packages; nothing is downloaded at run time). Idempotent; quiet when all is there.
+# --tests also installs what only the tests need: chromium (+ a font) for the review page test.
 set -euo pipefail
 
 # libopenblas0-pthread: FID, KID and the novelty metrics call its BLAS/LAPACK (src/RetrainDaemon.Evaluation/LinearAlgebra).
 packages=(rabbitmq-server dataset-fashion-mnist fortunes fortunes-min python3-onnx libopenblas0-pthread)
+if [ "${1:-}" = "--tests" ]; then
+    packages+=(chromium fonts-liberation)
+fi
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
