@@ -120,20 +120,7 @@ internal static class LoopCommands
 
         command.SetAction(async (parse, cancellationToken) =>
         {
-            var configuration = RetrainCli.Configuration(parse);
-            var failures = new List<string>();
-            var storeOptions = RetrainCli.Bind(configuration, StoreOptions.Section, new StoreOptionsValidator(), failures);
-            var registryOptions = RetrainCli.Bind(configuration, RegistryOptions.Section, new RegistryOptionsValidator(), failures);
-            var evaluation = RetrainCli.Bind(configuration, EvaluationOptions.Section, new EvaluationOptionsValidator(), failures);
-            var text = RetrainCli.Bind(configuration, TextEvaluationOptions.Section, new TextEvaluationOptionsValidator(), failures);
-            var trainingHost = RetrainCli.Bind(configuration, TrainingHostOptions.Section, new TrainingHostOptionsValidator(), failures);
-            var loop = RetrainCli.Bind(configuration, LoopOptions.Section, new LoopOptionsValidator(), failures);
-            var broker = RetrainCli.Bind(configuration, BrokerOptions.Section, new BrokerOptionsValidator(), failures);
-            var catalog = RetrainCli.BindModels(configuration, failures);
-            if (failures.Count > 0)
-            {
-                throw new ConfigurationInvalidException(failures);
-            }
+            var (storeOptions, registryOptions, evaluation, text, trainingHost, loop, broker, catalog) = BindLoopSettings(parse);
 
             string name = parse.GetValue(model)!;
             if (!catalog.TryGet(name, out var options) || !options.Retrain)
@@ -175,19 +162,7 @@ internal static class LoopCommands
         command.Options.Add(json);
         command.SetAction(async (parse, cancellationToken) =>
         {
-            var configuration = RetrainCli.Configuration(parse);
-            var failures = new List<string>();
-            var storeOptions = RetrainCli.Bind(configuration, StoreOptions.Section, new StoreOptionsValidator(), failures);
-            var registryOptions = RetrainCli.Bind(configuration, RegistryOptions.Section, new RegistryOptionsValidator(), failures);
-            var evaluation = RetrainCli.Bind(configuration, EvaluationOptions.Section, new EvaluationOptionsValidator(), failures);
-            var text = RetrainCli.Bind(configuration, TextEvaluationOptions.Section, new TextEvaluationOptionsValidator(), failures);
-            var loop = RetrainCli.Bind(configuration, LoopOptions.Section, new LoopOptionsValidator(), failures);
-            var broker = RetrainCli.Bind(configuration, BrokerOptions.Section, new BrokerOptionsValidator(), failures);
-            var catalog = RetrainCli.BindModels(configuration, failures);
-            if (failures.Count > 0)
-            {
-                throw new ConfigurationInvalidException(failures);
-            }
+            var (storeOptions, registryOptions, evaluation, text, _, loop, broker, catalog) = BindLoopSettings(parse);
 
             string name = parse.GetValue(model)!;
             if (!catalog.TryGet(name, out _))
@@ -224,6 +199,24 @@ internal static class LoopCommands
             };
         });
         return command;
+    }
+
+    /// <summary>Every section a fine-tune or an analysis reads, validated together (all failures at once).</summary>
+    private static (StoreOptions Store, RegistryOptions Registry, EvaluationOptions Evaluation, TextEvaluationOptions Text, TrainingHostOptions TrainingHost,
+        LoopOptions Loop, BrokerOptions Broker, ModelCatalogOptions Catalog) BindLoopSettings(ParseResult parse)
+    {
+        var configuration = RetrainCli.Configuration(parse);
+        var failures = new List<string>();
+        var result = (
+            RetrainCli.Bind(configuration, StoreOptions.Section, new StoreOptionsValidator(), failures),
+            RetrainCli.Bind(configuration, RegistryOptions.Section, new RegistryOptionsValidator(), failures),
+            RetrainCli.Bind(configuration, EvaluationOptions.Section, new EvaluationOptionsValidator(), failures),
+            RetrainCli.Bind(configuration, TextEvaluationOptions.Section, new TextEvaluationOptionsValidator(), failures),
+            RetrainCli.Bind(configuration, TrainingHostOptions.Section, new TrainingHostOptionsValidator(), failures),
+            RetrainCli.Bind(configuration, LoopOptions.Section, new LoopOptionsValidator(), failures),
+            RetrainCli.Bind(configuration, BrokerOptions.Section, new BrokerOptionsValidator(), failures),
+            RetrainCli.BindModels(configuration, failures));
+        return failures.Count > 0 ? throw new ConfigurationInvalidException(failures) : result;
     }
 
     private static SqliteSampleStore OpenStore(ParseResult parse)

@@ -424,50 +424,37 @@ public sealed partial class FineTuneRunner(
         return values;
     }
 
-    /// <summary>Image defaults as <c>train</c> uses them; fine-tunes use <see cref="ModelTrainingOptions.FineTuneSteps"/>.</summary>
-    internal static TrainingOptions ImageTrainingOptions(ModelTrainingOptions t, bool fineTune)
-    {
-        int steps = t.StepsFor(fineTune);
-        return new TrainingOptions
-        {
-            Optimizer = Enum.Parse<OptimizerKind>(t.Optimizer ?? "adam", ignoreCase: true),
-            LearningRate = t.LearningRate ?? 2e-4,
-            WeightDecay = t.WeightDecay ?? 0,
-            Schedule = t.Cosine ? ScheduleKind.Cosine : ScheduleKind.Constant,
-            WarmupSteps = t.Cosine ? Math.Min(100, steps / 10) : 0,
-            Steps = steps,
-            BatchSize = t.BatchSize ?? 64,
-            GradientClip = t.GradientClip ?? 0,
-            Patience = t.Patience,
-            EvalEvery = Math.Max(1, Math.Min(200, steps / 10)),
-            CheckpointEvery = t.CheckpointEvery ?? Math.Max(1, steps / 5),
-            Seed = t.Seed,
-            Freeze = fineTune ? [.. t.Freeze] : [],
-        };
-    }
+    /// <summary>
+    /// The training options of a run, with the family's defaults where the configuration names none — the
+    /// same ones <c>train</c> uses: images Adam 2e-4, batch 64, constant rate unless <c>Cosine</c>; text (the
+    /// GPT-2/nanoGPT recipe) AdamW 1e-3, wd 0.1, β 0.9/0.99, warm-up + cosine, clip 1, batch 32. Fine-tunes
+    /// use <see cref="ModelTrainingOptions.FineTuneSteps"/> and freeze the configured layers.
+    /// </summary>
+    internal static TrainingOptions ImageTrainingOptions(ModelTrainingOptions t, bool fineTune) => Options(t, fineTune, text: false);
 
-    /// <summary>Text defaults (the GPT-2/nanoGPT recipe) as <c>train</c> uses them.</summary>
-    internal static TrainingOptions TextTrainingOptions(ModelTrainingOptions t, bool fineTune)
+    internal static TrainingOptions TextTrainingOptions(ModelTrainingOptions t, bool fineTune) => Options(t, fineTune, text: true);
+
+    private static TrainingOptions Options(ModelTrainingOptions t, bool fineTune, bool text)
     {
         int steps = t.StepsFor(fineTune);
-        return new TrainingOptions
+        bool cosine = text || t.Cosine;
+        var options = new TrainingOptions
         {
-            Optimizer = Enum.Parse<OptimizerKind>(t.Optimizer ?? "adamw", ignoreCase: true),
-            LearningRate = t.LearningRate ?? 1e-3,
-            WeightDecay = t.WeightDecay ?? 0.1,
-            Beta1 = 0.9,
-            Beta2 = 0.99,
-            Schedule = ScheduleKind.Cosine,
-            WarmupSteps = Math.Min(100, steps / 10),
+            Optimizer = Enum.Parse<OptimizerKind>(t.Optimizer ?? (text ? "adamw" : "adam"), ignoreCase: true),
+            LearningRate = t.LearningRate ?? (text ? 1e-3 : 2e-4),
+            WeightDecay = t.WeightDecay ?? (text ? 0.1 : 0),
+            Schedule = cosine ? ScheduleKind.Cosine : ScheduleKind.Constant,
+            WarmupSteps = cosine ? Math.Min(100, steps / 10) : 0,
             Steps = steps,
-            BatchSize = t.BatchSize ?? 32,
-            GradientClip = t.GradientClip ?? 1.0,
+            BatchSize = t.BatchSize ?? (text ? 32 : 64),
+            GradientClip = t.GradientClip ?? (text ? 1.0 : 0),
             Patience = t.Patience,
             EvalEvery = Math.Max(1, Math.Min(200, steps / 10)),
             CheckpointEvery = t.CheckpointEvery ?? Math.Max(1, steps / 5),
             Seed = t.Seed,
             Freeze = fineTune ? [.. t.Freeze] : [],
         };
+        return text ? options with { Beta1 = 0.9, Beta2 = 0.99 } : options;
     }
 
     private Progress<TrainingProgress> Progress(RunContext run)
