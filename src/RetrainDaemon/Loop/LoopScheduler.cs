@@ -20,6 +20,9 @@ public sealed partial class LoopScheduler(
 {
     public const string Group = "retrain";
 
+    /// <summary>A run interrupted this many times is closed as failed instead of resumed again: whatever kills it would kill it again.</summary>
+    public const int MaxAttempts = 3;
+
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         var scheduler = await factory.GetScheduler(cancellationToken).ConfigureAwait(false);
@@ -103,7 +106,8 @@ public sealed partial class LoopScheduler(
     {
         foreach (var run in await ledger.ListUnfinishedRunsAsync(cancellationToken).ConfigureAwait(false))
         {
-            bool resumable = run.Kind == RunKinds.FineTune && catalog.Value.TryGet(run.Model, out var options) && options.Retrain;
+            bool resumable = run.Kind == RunKinds.FineTune && catalog.Value.TryGet(run.Model, out var options) && options.Retrain
+                && run.Attempts < MaxAttempts;
             if (resumable)
             {
                 LogResuming(logger, run.Model, run.RunId);
@@ -112,9 +116,11 @@ public sealed partial class LoopScheduler(
             }
             else
             {
-                string detail = run.Kind == RunKinds.FineTune
-                    ? "interrupted, and the model is no longer configured for retraining"
-                    : "interrupted by a stop of the daemon; the next analysis starts afresh";
+                string detail = run.Kind != RunKinds.FineTune
+                    ? "interrupted by a stop of the daemon; the next analysis starts afresh"
+                    : run.Attempts >= MaxAttempts
+                        ? $"interrupted in each of its {run.Attempts} attempts (a crash loop?); not resumed again"
+                        : "interrupted, and the model is no longer configured for retraining";
                 await ledger.FinishRunAsync(run.RunId, RunStatuses.Failed, null, detail, cancellationToken).ConfigureAwait(false);
                 LogClosed(logger, run.Model, run.RunId, detail);
             }
