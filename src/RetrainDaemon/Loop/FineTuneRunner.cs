@@ -122,6 +122,12 @@ public sealed partial class FineTuneRunner(
         {
             // The first line only: libtorch appends a native stack trace that belongs in the log, not the ledger.
             string detail = $"{run.OpenStage ?? "run"} failed: {ex.GetType().Name}: {ex.Message.Split('\n', 2)[0].Trim()}";
+            metrics.StageFailures.WithLabels(model, run.OpenStage ?? "run").Inc();
+            if (ex is ParityException)
+            {
+                metrics.ParityFailures.WithLabels(model).Inc();
+            }
+
             if (run.OpenStage is { } open)
             {
                 await ledger.EndStageAsync(runId, attempt, open, StageOutcomes.Failed, detail, CancellationToken.None).ConfigureAwait(false);
@@ -231,6 +237,7 @@ public sealed partial class FineTuneRunner(
                 return run.Outcome(RunStatuses.Running, null, $"interrupted at step {trained.Training.Steps}; checkpoint written, resumed at the next start");
             case TrainingOutcome.NonFiniteLoss:
                 await run.EndAsync(ledger, RunStages.Train, StageOutcomes.Failed, trainDetail, cancellationToken).ConfigureAwait(false);
+                metrics.StageFailures.WithLabels(run.Model, RunStages.Train).Inc();
                 return run.Outcome(RunStatuses.Failed, null, trainDetail);
         }
 

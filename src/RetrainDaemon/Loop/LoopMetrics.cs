@@ -29,6 +29,18 @@ public sealed class LoopMetrics
     public Gauge Drift { get; } = Metrics.CreateGauge("retrain_data_drift", "The latest drift score of fresh data against the champion's training window.",
         new GaugeConfiguration { LabelNames = ["model"] });
 
+    public Gauge ConsecutiveRejections { get; } = Metrics.CreateGauge("retrain_finetune_consecutive_rejections", "Fine-tunes of the model rejected by the gate in a row (0 after a promotion).",
+        new GaugeConfiguration { LabelNames = ["model"] });
+
+    public Counter StageFailures { get; } = Metrics.CreateCounter("retrain_finetune_stage_failures_total", "Fine-tune stages that failed, by model and stage (stage export: an export or its parity check failed).",
+        new CounterConfiguration { LabelNames = ["model", "stage"] });
+
+    public Counter ParityFailures { get; } = Metrics.CreateCounter("retrain_export_parity_failures_total", "Exports refused because ONNX Runtime and TorchSharp disagreed beyond the tolerance.",
+        new CounterConfiguration { LabelNames = ["model"] });
+
+    public Gauge StalenessBound { get; } = Metrics.CreateGauge("retrain_finetune_staleness_bound_seconds", "The model's configured Triggers:MaxStaleness (absent when unset): alert when the last promotion is older.",
+        new GaugeConfiguration { LabelNames = ["model"] });
+
     public IDisposable Running(string model)
     {
         var gauge = InProgress.WithLabels(model);
@@ -43,6 +55,11 @@ public sealed class LoopMetrics
         if (status == Data.Store.RunStatuses.Promoted)
         {
             LastPromotion.WithLabels(model).Set(at.ToUnixTimeMilliseconds() / 1000.0);
+            ConsecutiveRejections.WithLabels(model).Set(0);
+        }
+        else if (status == Data.Store.RunStatuses.Rejected)
+        {
+            ConsecutiveRejections.WithLabels(model).Inc();
         }
     }
 

@@ -16,6 +16,7 @@ public sealed partial class LoopScheduler(
     IOptions<ModelCatalogOptions> catalog,
     IOptions<LoopOptions> loop,
     IRunLedger ledger,
+    LoopMetrics metrics,
     ILogger<LoopScheduler> logger) : IHostedService
 {
     public const string Group = "retrain";
@@ -44,6 +45,19 @@ public sealed partial class LoopScheduler(
             if (!options.Retrain)
             {
                 continue;
+            }
+
+            if (options.Triggers.MaxStaleness is TimeSpan staleness)
+            {
+                metrics.StalenessBound.WithLabels(model).Set(staleness.TotalSeconds);
+            }
+
+            // The staleness alert compares with the last promotion, which must survive restarts: from the ledger.
+            var promoted = (await ledger.ListRunsAsync(model, RunKinds.FineTune, 200, cancellationToken).ConfigureAwait(false))
+                .FirstOrDefault(r => r.Status == RunStatuses.Promoted && r.FinishedAt is not null);
+            if (promoted?.FinishedAt is DateTimeOffset at)
+            {
+                metrics.LastPromotion.WithLabels(model).Set(at.ToUnixTimeMilliseconds() / 1000.0);
             }
 
             var job = JobBuilder.Create<FineTuneJob>().WithIdentity(FineTuneJob.KeyFor(model)).StoreDurably()
