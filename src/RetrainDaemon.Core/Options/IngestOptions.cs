@@ -5,6 +5,12 @@ public sealed class IngestOptions
 {
     public const string Section = "Ingest";
 
+    /// <summary>
+    /// Whether this node consumes <c>retrain.samples</c> / <c>retrain.feedback</c>. Serving-only replicas turn it
+    /// off: each would otherwise take a share of the queues into a store of its own.
+    /// </summary>
+    public bool Enabled { get; set; } = true;
+
     /// <summary>Unacknowledged deliveries the broker may push to us (RabbitMQ advises 100–300; quorum queues cap at 2,000).</summary>
     public int Prefetch { get; set; } = 600;
 

@@ -33,6 +33,25 @@ public sealed class IngestMetrics
         MetricNames.StoreFeedback, "Feedback events in the store by model.",
         new GaugeConfiguration { LabelNames = ["model"] });
 
+    /// <summary>
+    /// Creates the zero series of every model's ingest counter and the batch histograms, so <c>rate()</c>
+    /// (the ingestion-stalled alert) sees them before the first message (prometheus-net exports a labelled
+    /// series only once it is used).
+    /// </summary>
+    public void Initialize(IEnumerable<string> models)
+    {
+        ArgumentNullException.ThrowIfNull(models);
+        foreach (string model in models)
+        {
+            Messages.WithLabels(model, "sample", MetricNames.Results.Stored, "");
+            Messages.WithLabels(model, "feedback", MetricNames.Results.Stored, "");
+        }
+
+        CommitSeconds.Publish();
+        BatchMessages.Publish();
+        StoreRetries.Publish();
+    }
+
     public void Stored(string model, string type) => Messages.WithLabels(model, type, MetricNames.Results.Stored, "").Inc();
 
     public void Duplicate(string model, string type) => Messages.WithLabels(model, type, MetricNames.Results.Duplicate, "").Inc();

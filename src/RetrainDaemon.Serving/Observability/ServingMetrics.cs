@@ -62,4 +62,21 @@ public sealed class ServingMetrics
 
     public Gauge ExecutionProvider { get; } = Metrics.CreateGauge("retrain_serving_execution_provider", "1 for the execution provider the model's session runs on.",
         new GaugeConfiguration { LabelNames = ["model", "provider"] });
+
+    /// <summary>
+    /// Creates a served model's swap counters (per refusal stage) and its image batch histogram at zero:
+    /// prometheus-net exports a labelled series only once it is used, and <c>increase()</c> in the
+    /// swap-failure alert would miss a counter that first appears with value 1.
+    /// </summary>
+    public void Initialize(string model, IEnumerable<string> swapStages)
+    {
+        ArgumentNullException.ThrowIfNull(swapStages);
+        Swaps.WithLabels(model);
+        foreach (string stage in swapStages)
+        {
+            SwapFailures.WithLabels(model, stage);
+        }
+
+        BatchSize.WithLabels(model);
+    }
 }

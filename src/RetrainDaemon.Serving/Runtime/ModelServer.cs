@@ -94,6 +94,7 @@ public sealed partial class ModelServer
 
         metrics.Ready.WithLabels(model).Set(0);
         metrics.LoadedVersion.WithLabels(model, NoProvider).Set(0);
+        metrics.Initialize(model, [VerifyStage, LoadStage, WarmupStage]);
     }
 
     /// <summary>The model's registry name.</summary>

@@ -26,6 +26,11 @@ public static class RetrainCli
 
     public static async Task<int> InvokeAsync(string[] args, Func<IConfiguration, CancellationToken, Task> runDaemon)
     {
+        // ONNX Runtime 1.31 creates a telemetry device id and event queue under $HOME/.cache when its
+        // environment starts, and carries code to upload them; nothing leaves this service. Only the
+        // variable read by the native library stops it (OrtEnv.DisableTelemetryEvents comes too late), and
+        // .NET's Environment.SetEnvironmentVariable does not reach native getenv: set it natively, first.
+        NativeEnvironment.Set("ORT_DISABLE_TELEMETRY", "1");
         var root = new RootCommand("RetrainDaemon keeps generative models fresh: it ingests samples and feedback from RabbitMQ into a durable store, fine-tunes models on their triggers and schedules, gates the ONNX exports, promotes, serves and rolls back.");
         root.Options.Add(ConfigOption);
         root.Options.Add(SetOption);
@@ -171,4 +176,19 @@ public static class RetrainCli
 internal sealed class ConfigurationInvalidException(IReadOnlyList<string> failures) : Exception("invalid configuration")
 {
     public IReadOnlyList<string> Failures { get; } = failures;
+}
+
+/// <summary>The process environment as native libraries see it.</summary>
+internal static class NativeEnvironment
+{
+    public static void Set(string name, string value)
+    {
+        if (OperatingSystem.IsLinux() && Setenv(name, value, 1) != 0)
+        {
+            throw new InvalidOperationException($"setenv({name}) failed");
+        }
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "setenv", CharSet = System.Runtime.InteropServices.CharSet.Ansi, BestFitMapping = false, ThrowOnUnmappableChar = true)]
+    private static extern int Setenv(string name, string value, int overwrite);
 }

@@ -28,6 +28,7 @@ public static class HostingExtensions
             o.BackgroundServiceExceptionBehavior = BackgroundServiceExceptionBehavior.StopHost;
         });
         builder.Services.AddValidatedOptions<HttpOptions, HttpOptionsValidator>(HttpOptions.Section);
+        builder.Services.AddValidatedOptions<OperationsOptions, OperationsOptionsValidator>(OperationsOptions.Section).Services.AddHostedService<OperationsMetrics>();
         var http = configuration.GetSection(HttpOptions.Section).Get<HttpOptions>() ?? new HttpOptions();
         builder.WebHost.UseUrls(http.Urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
         return builder;
@@ -63,7 +64,11 @@ public static class HostingExtensions
         services.AddSingleton(sp => new MessageDecoder(sp.GetRequiredService<IOptions<ModelCatalogOptions>>().Value, sp.GetRequiredService<IOptions<IngestOptions>>().Value));
         services.AddSingleton<IngestMetrics>();
         services.AddSingleton<IngestionHealth>();
-        services.AddHostedService<IngestionConsumer>();
+        if (builder.Configuration.GetSection(IngestOptions.Section).GetValue(nameof(IngestOptions.Enabled), true))
+        {
+            services.AddHostedService<IngestionConsumer>();
+            services.AddHostedService(sp => new QueueDepthMonitor(new BrokerConnector(sp.GetRequiredService<IOptions<BrokerOptions>>().Value, sp.GetRequiredService<ILogger<BrokerConnector>>()) { TracksHealth = false }, sp.GetRequiredService<ILogger<QueueDepthMonitor>>()));
+        }
         return builder;
     }
 
@@ -106,22 +111,24 @@ public static class HostingExtensions
         app.UseHttpMetrics();
         app.MapMetrics("/metrics");
         app.MapGet("/v2/health/live", () => Results.Json(new { live = true }));
-        app.MapGet("/v2/health/ready", async (BrokerConnector broker, IngestionHealth ingestion, ISampleStore store, IOptions<ServingOptions> serving, IServiceProvider services, IHostApplicationLifetime lifetime, CancellationToken cancellationToken) =>
+        app.MapGet("/v2/health/ready", async (BrokerConnector broker, IngestionHealth ingestion, IOptions<IngestOptions> ingest, ISampleStore store, IOptions<ServingOptions> serving, IServiceProvider services, IHostApplicationLifetime lifetime, CancellationToken cancellationToken) =>
         {
             // Shutting down (the serving drain period): not ready, so load balancers stop sending.
             bool stopping = lifetime.ApplicationStopping.IsCancellationRequested;
-            bool storeUp = ingestion.StoreUp && await store.PingAsync(cancellationToken);
+            bool storeUp = (!ingest.Value.Enabled || ingestion.StoreUp) && await store.PingAsync(cancellationToken);
             // Serving: every served model needs a verified, warmed version (a node that should serve and cannot is not ready).
             bool servingOn = serving.Value.Enabled && services.GetService<IServedModels>() is not null;
             var models = servingOn ? ServingReadiness.Check(services.GetRequiredService<IServedModels>()) : [];
             bool modelsReady = models.All(m => m.Ready);
-            bool ready = !stopping && broker.IsOpen && ingestion.Consuming && storeUp && modelsReady;
+            // A serving-only node (Ingest:Enabled false) is ready without consuming.
+            bool ingesting = ingest.Value.Enabled;
+            bool ready = !stopping && broker.IsOpen && (!ingesting || ingestion.Consuming) && storeUp && modelsReady;
             var body = new
             {
                 ready,
                 broker = broker.IsOpen ? "connected" : "disconnected",
                 store = storeUp ? "up" : ingestion.StoreError ?? "down",
-                ingestion = ingestion.Consuming ? "consuming" : "stopped",
+                ingestion = !ingesting ? "disabled" : ingestion.Consuming ? "consuming" : "stopped",
                 serving = !servingOn ? "disabled" : modelsReady ? "ready" : "not ready",
                 models = models.Select(m => new { name = m.Name, ready = m.Ready, version = m.Version, reason = m.Reason }),
                 stopping,

@@ -41,6 +41,39 @@ public sealed class LoopMetrics
     public Gauge StalenessBound { get; } = Metrics.CreateGauge("retrain_finetune_staleness_bound_seconds", "The model's configured Triggers:MaxStaleness (absent when unset): alert when the last promotion is older.",
         new GaugeConfiguration { LabelNames = ["model"] });
 
+    /// <summary>
+    /// Creates every model's series at zero (prometheus-net exports a labelled series only once it is used):
+    /// <c>increase()</c> in an alert misses the first failure of a counter that appears with value 1, and a
+    /// never-promoted model shows last promotion 0. Values already set (the ledger's last promotion) stay.
+    /// </summary>
+    public void Initialize(IEnumerable<string> models)
+    {
+        ArgumentNullException.ThrowIfNull(models);
+        foreach (string model in models)
+        {
+            foreach (string status in (string[])[Data.Store.RunStatuses.Promoted, Data.Store.RunStatuses.Rejected, Data.Store.RunStatuses.Failed, Data.Store.RunStatuses.Skipped])
+            {
+                Runs.WithLabels(model, status);
+            }
+
+            foreach (string status in (string[])[Data.Store.RunStatuses.Completed, Data.Store.RunStatuses.Failed, Data.Store.RunStatuses.Skipped])
+            {
+                Analyses.WithLabels(model, status);
+            }
+
+            foreach (string stage in (string[])[RunStages.Snapshot, RunStages.Tune, RunStages.Train, RunStages.Export, RunStages.Evaluate, RunStages.Publish, RunStages.Announce])
+            {
+                StageFailures.WithLabels(model, stage);
+            }
+
+            InProgress.WithLabels(model);
+            LastPromotion.WithLabels(model);
+            ConsecutiveRejections.WithLabels(model);
+            ParityFailures.WithLabels(model);
+            Rollbacks.WithLabels(model);
+        }
+    }
+
     public IDisposable Running(string model)
     {
         var gauge = InProgress.WithLabels(model);

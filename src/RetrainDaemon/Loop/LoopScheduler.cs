@@ -26,6 +26,7 @@ public sealed partial class LoopScheduler(
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
+        metrics.Initialize(catalog.Value.Models.Where(m => m.Value.Retrain).Select(m => m.Key));
         var scheduler = await factory.GetScheduler(cancellationToken).ConfigureAwait(false);
         var expectedJobs = new HashSet<JobKey>();
         var expectedTriggers = new HashSet<TriggerKey>();
