@@ -97,6 +97,7 @@ public sealed partial class FineTuneRunner(
             {
                 await ledger.FinishRunAsync(runId, outcome.Status, outcome.Version, outcome.Detail, CancellationToken.None).ConfigureAwait(false);
                 metrics.Finished(model, outcome.Status, time.GetUtcNow());
+                metrics.ShowChampion(registry, model, options);
                 LogFinished(logger, model, runId, outcome.Status, outcome.Version, outcome.Detail);
             }
             else

@@ -46,6 +46,30 @@ public sealed class LoopMetrics
     /// <c>increase()</c> in an alert misses the first failure of a counter that appears with value 1, and a
     /// never-promoted model shows last promotion 0. Values already set (the ledger's last promotion) stay.
     /// </summary>
+    public Gauge ChampionVersion { get; } = Metrics.CreateGauge("retrain_champion_version", "The model's champion version in the registry (NaN: none yet).",
+        new GaugeConfiguration { LabelNames = ["model"] });
+
+    public Gauge ChampionMetric { get; } = Metrics.CreateGauge("retrain_champion_metric", "The champion's gate metrics as its manifest records them (FID, IS, BLEU, …; whole set, no slice); NaN until a champion has the metric. Plotted over time, the values over versions.",
+        new GaugeConfiguration { LabelNames = ["model", "metric"] });
+
+    /// <summary>
+    /// Shows the model's champion and its recorded metrics (at start, after a promotion or a rollback): NaN for
+    /// the gate's metrics while there is none, so dashboards and alerts always find the series.
+    /// </summary>
+    public void ShowChampion(Core.Registry.ModelRegistry registry, string model, Core.Options.ModelOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(registry);
+        ArgumentNullException.ThrowIfNull(options);
+        var champion = registry.ResolveServable(model).Verified;
+        ChampionVersion.WithLabels(model).Set(champion?.Version ?? double.NaN);
+        var recorded = champion?.Manifest.Metrics.Where(m => m.Slice is null).ToDictionary(m => m.Metric, m => m.Value, StringComparer.Ordinal)
+            ?? new Dictionary<string, double>(StringComparer.Ordinal);
+        foreach (string metric in options.Gate.Checks.Select(c => c.Metric).Concat(recorded.Keys).Distinct(StringComparer.Ordinal))
+        {
+            ChampionMetric.WithLabels(model, metric).Set(recorded.TryGetValue(metric, out double value) ? value : double.NaN);
+        }
+    }
+
     public void Initialize(IEnumerable<string> models)
     {
         ArgumentNullException.ThrowIfNull(models);

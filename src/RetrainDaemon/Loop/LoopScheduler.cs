@@ -16,6 +16,7 @@ public sealed partial class LoopScheduler(
     IOptions<ModelCatalogOptions> catalog,
     IOptions<LoopOptions> loop,
     IRunLedger ledger,
+    Core.Registry.ModelRegistry registry,
     LoopMetrics metrics,
     ILogger<LoopScheduler> logger) : IHostedService
 {
@@ -48,6 +49,7 @@ public sealed partial class LoopScheduler(
                 continue;
             }
 
+            metrics.ShowChampion(registry, model, options);
             if (options.Triggers.MaxStaleness is TimeSpan staleness)
             {
                 metrics.StalenessBound.WithLabels(model).Set(staleness.TotalSeconds);

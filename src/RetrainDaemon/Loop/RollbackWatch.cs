@@ -58,6 +58,7 @@ public sealed partial class RollbackWatch(
 
         var after = registry.Rollback(model, $"automatic rollback: {decision.Reason}");
         metrics.Rollbacks.WithLabels(model).Inc();
+        metrics.ShowChampion(registry, model, options);
         LogRolledBack(logger, model, champion, after.Champion, decision.Reason);
         serving?.Notify(model);
         if (events is not null && after.Champion is int restored)

@@ -111,6 +111,10 @@ public sealed class ContinuousLoopTests(BrokerFixture fixture, ITestOutputHelper
         Assert.Equal(v1.Manifest.Hyperparameters["checkpoints"], v2.Manifest.Hyperparameters["from_checkpoints"]);
         Assert.Equal(1, v2.Manifest.ParentVersion);
         var (_, generations) = await daemon.GenerateAsync(Model, """{"count":8,"format":"json","seed":4}""", 2, TimeSpan.FromSeconds(60));
+        // The champion and its recorded gate metrics are on /metrics for the dashboard's "over versions" panels.
+        Assert.Equal(2.0, await daemon.Daemon.MetricAsync("retrain_champion_version", $"model=\"{Model}\""));
+        double fid2 = v2.Manifest.Metrics.Single(m => m.Metric == "fid" && m.Slice is null).Value;
+        Assert.Equal(fid2, await daemon.Daemon.MetricAsync("retrain_champion_metric", $"model=\"{Model}\"", "metric=\"fid\""), 6);
 
         // 3. Users rate v2's samples badly: the rollback watch moves champion back to v1 and says so.
         var ratings = generations.Select((id, i) => CloudEventEncoder.Encode($"rating-{i}", EventTypes.Feedback, Model, "/tests/raters",
@@ -124,6 +128,7 @@ public sealed class ContinuousLoopTests(BrokerFixture fixture, ITestOutputHelper
         Assert.Equal(AliasActions.Rollback, rollback.Action);
         Assert.Contains("mean rating 1.5 over 8 ratings < 2.5", rollback.Reason, StringComparison.Ordinal);
         Assert.Equal(1.0, await daemon.Daemon.MetricAsync("retrain_rollbacks_total", $"model=\"{Model}\""));
+        Assert.Equal(1.0, await daemon.Daemon.MetricAsync("retrain_champion_version", $"model=\"{Model}\""));
 
         // The events of the whole story, in order, on retrain.events.
         var published = (await BrokerProbe.DrainAsync(Fixture.Broker, events))
