@@ -104,3 +104,14 @@ public interface ILoopQueries
     /// <summary>Samples of <paramref name="model"/> with sequence &gt; <paramref name="afterSequence"/>.</summary>
     Task<long> CountSamplesAfterAsync(string model, long afterSequence, CancellationToken cancellationToken);
 }
+
+/// <summary>Facts derived from a model's run history (pure).</summary>
+public static class RunHistory
+{
+    /// <summary>
+    /// Gate rejections since the newest promotion, runs given newest first: skipped and failed runs neither
+    /// count nor break the series (the gate did not judge them).
+    /// </summary>
+    public static int ConsecutiveRejections(IEnumerable<RunRecord> newestFirst) =>
+        newestFirst.Where(r => r.Status is RunStatuses.Promoted or RunStatuses.Rejected).TakeWhile(r => r.Status == RunStatuses.Rejected).Count();
+}

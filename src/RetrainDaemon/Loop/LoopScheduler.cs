@@ -55,13 +55,15 @@ public sealed partial class LoopScheduler(
                 metrics.StalenessBound.WithLabels(model).Set(staleness.TotalSeconds);
             }
 
-            // The staleness alert compares with the last promotion, which must survive restarts: from the ledger.
-            var promoted = (await ledger.ListRunsAsync(model, RunKinds.FineTune, 200, cancellationToken).ConfigureAwait(false))
-                .FirstOrDefault(r => r.Status == RunStatuses.Promoted && r.FinishedAt is not null);
+            // The staleness and rejections-in-a-row alerts read state that must survive restarts: from the ledger.
+            var history = await ledger.ListRunsAsync(model, RunKinds.FineTune, 200, cancellationToken).ConfigureAwait(false);
+            var promoted = history.FirstOrDefault(r => r.Status == RunStatuses.Promoted && r.FinishedAt is not null);
             if (promoted?.FinishedAt is DateTimeOffset at)
             {
                 metrics.LastPromotion.WithLabels(model).Set(at.ToUnixTimeMilliseconds() / 1000.0);
             }
+
+            metrics.ConsecutiveRejections.WithLabels(model).Set(RunHistory.ConsecutiveRejections(history));
 
             var job = JobBuilder.Create<FineTuneJob>().WithIdentity(FineTuneJob.KeyFor(model)).StoreDurably()
                 .UsingJobData(FineTuneJob.ModelKey, model)
