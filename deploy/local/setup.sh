@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # setup.sh — install what RetrainDaemon needs on a Debian/Ubuntu machine: the broker and the
 # datasets (Debian packages; nothing is downloaded at run time). Idempotent; quiet when all is there.
-# --tests also installs what only the tests need: chromium (+ a font) for the review page test.
+# --tests also installs what only the tests need: chromium (+ a font) for the review page test, and the
+# PostgreSQL server binaries for the PostgreSQL store tests (they start private servers; no system-wide one runs).
 set -euo pipefail
 
 # libopenblas0-pthread: FID, KID and the novelty metrics call its BLAS/LAPACK (src/RetrainDaemon.Evaluation/LinearAlgebra).
 packages=(rabbitmq-server dataset-fashion-mnist fortunes fortunes-min python3-onnx libopenblas0-pthread)
 if [ "${1:-}" = "--tests" ]; then
     packages+=(chromium fonts-liberation)
+    # Debian 12's PostgreSQL; elsewhere the distribution's default major version (the tests take the newest
+    # /usr/lib/postgresql/*/bin, or RETRAIN_TEST_POSTGRES_BIN).
+    if apt-cache show postgresql-15 >/dev/null 2>&1; then packages+=(postgresql-15); else packages+=(postgresql); fi
 fi
 missing=()
 for p in "${packages[@]}"; do
@@ -30,7 +34,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 echo "setup: installing ${missing[*]}" >&2
-# The package must not start the system-wide broker: we run a private node (deploy/rabbitmq/local-broker.sh).
+# The packages must not start a system-wide broker or database: the tests run private ones
+# (deploy/rabbitmq/local-broker.sh, tests/Shared/PrivatePostgres.cs).
 policy=/usr/sbin/policy-rc.d
 created_policy=""
 if [ ! -e "$policy" ]; then
@@ -39,6 +44,13 @@ if [ ! -e "$policy" ]; then
     created_policy=1
 fi
 trap '[ -n "$created_policy" ] && $sudo rm -f "$policy"' EXIT
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq || true
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Nor create one: without this, the first install of a PostgreSQL server package makes a "main" cluster that
+# would start at every boot. postgresql-common installs this file through ucf, which keeps a file already there
+# when told to (UCF_FORCE_CONFFOLD) instead of asking.
+if [[ " ${missing[*]}" == *" postgresql"* ]] && [ ! -e /etc/postgresql-common/createcluster.conf ]; then
+    $sudo mkdir -p /etc/postgresql-common
+    echo "create_main_cluster = false" | $sudo tee /etc/postgresql-common/createcluster.conf >/dev/null
+fi
+# env: sudo does not pass the caller's environment on.
+$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq || true
+$sudo env DEBIAN_FRONTEND=noninteractive UCF_FORCE_CONFFOLD=1 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

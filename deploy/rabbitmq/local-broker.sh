@@ -8,7 +8,9 @@
 #   local-broker.sh [--dir DIR] [--port N] ctl RABBITMQCTL-ARGS...
 #
 #   start   start the node in the background (idempotent) and wait until ready
-#   stop    stop the node and its private epmd (idempotent); data stays in DIR
+#   stop    stop the node and its private epmd (idempotent); data stays in DIR.
+#           An epmd that other nodes are still registered with is left running
+#           (see Clusters below)
 #   status  exit 0 if running and answering, 3 otherwise
 #   wait    wait (up to the start timeout) until the node is ready; exit 1 if not
 #   reset   stop, then delete DIR
@@ -21,6 +23,9 @@
 #               RETRAIN_BROKER_DIST_PORT  Erlang distribution port   default N+20000
 #               RETRAIN_BROKER_EPMD_PORT  private epmd port          default N+1000
 #               RETRAIN_BROKER_NODENAME   node name          default retrain-N@localhost
+#               RETRAIN_BROKER_COOKIE     Erlang cookie (letters and digits) written to
+#                                         DIR/.erlang.cookie on start; default: a random
+#                                         cookie created once per DIR
 #               RETRAIN_BROKER_START_TIMEOUT  seconds, default 60
 #               RETRAIN_BROKER_STOP_TIMEOUT   seconds, default 60
 #   Everything listens on 127.0.0.1 only. Ports for the default N=5672:
@@ -31,6 +36,14 @@
 #   another broker whose AMQP port is N+1000. CLI tools (rabbitmqctl) use RabbitMQ's
 #   default 35672-35682 range for their own distribution listener, also on loopback.
 #   Two nodes side by side need different --port and --dir.
+#
+# Clusters: nodes that are to join each other need the same RETRAIN_BROKER_COOKIE
+# and the same RETRAIN_BROKER_EPMD_PORT (one epmd through which they find each
+# other), and their own --dir, --port, RETRAIN_BROKER_DIST_PORT and node name.
+# Form the cluster with `ctl stop_app`, `ctl join_cluster OTHER-NODE`, `ctl start_app`
+# on each joining node. stop/reset/start kill a leftover epmd only while no other node
+# is registered with it, so stopping one member never cuts the others off from epmd;
+# the last member to stop takes it down.
 #
 # Layout of DIR:
 #   rabbitmq.conf, enabled_plugins ([]. — no management plugin, nothing on 15672),
@@ -111,6 +124,11 @@ dist_port=${RETRAIN_BROKER_DIST_PORT:-${rec_dist:-$((port + 20000))}}
 epmd_port=${RETRAIN_BROKER_EPMD_PORT:-${rec_epmd:-$((port + 1000))}}
 node=${RETRAIN_BROKER_NODENAME:-${rec_node:-retrain-$port@localhost}}
 [[ $node == *@* ]] || node=$node@localhost
+cookie=${RETRAIN_BROKER_COOKIE:-}
+# Letters and digits only: the cookie becomes an Erlang atom, and anything else would
+# need quoting rules the CLI and the server do not share.
+[[ -z $cookie || $cookie =~ ^[A-Za-z0-9]{1,255}$ ]] ||
+    usage_error "RETRAIN_BROKER_COOKIE must be 1-255 letters and digits"
 start_timeout=${RETRAIN_BROKER_START_TIMEOUT:-60}
 stop_timeout=${RETRAIN_BROKER_STOP_TIMEOUT:-60}
 
@@ -237,30 +255,49 @@ port_open() { timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
 ctl() { "${benv[@]}" "$RMQ_BIN/rabbitmqctl" -n "$node" "$@"; }
 
 # Every process carrying this dir's environment: beam, erl_child_setup,
-# inet_gethost, epmd, leftover CLI processes.
+# inet_gethost, epmd, leftover CLI processes. $1 non-empty: leave epmd out.
 our_processes() {
-    local f pid
+    local f pid keep_epmd=${1:-} comm
     for f in /proc/[0-9]*/environ; do
         pid=${f#/proc/}; pid=${pid%/environ}
         [[ $pid != "$$" && $pid != "${BASHPID:-}" ]] || continue
+        if [[ -n $keep_epmd ]]; then
+            comm=""
+            read -r comm 2>/dev/null <"/proc/$pid/comm" || true
+            [[ $comm != epmd ]] || continue
+        fi
         if is_ours "$pid"; then printf '%s\n' "$pid"; fi
     done
 }
 
+# `epmd -kill` itself refuses while any node is registered, so this never takes
+# epmd away from other members of a cluster sharing it.
 kill_private_epmd() {
     "${benv[@]}" epmd -kill >/dev/null 2>&1 || true
 }
 
+# True if a node other than a transient CLI tool (rabbitmqcli-*) is registered with
+# our epmd: then it serves other cluster members and must survive this node.
+epmd_serves_others() {
+    local names
+    names=$("${benv[@]}" epmd -names 2>/dev/null) || return 1
+    grep -E '^name ' <<<"$names" | grep -qvE '^name rabbitmqcli-'
+}
+
 # Kill whatever is left of this node (after a clean stop this is nothing or epmd).
 sweep() {
-    local pids deadline
+    local pids deadline keep_epmd=""
     kill_private_epmd
-    mapfile -t pids < <(our_processes)
+    # The epmd of a cluster carries the environment of the member that happened to
+    # start it, so it looks like one of ours; killing it would leave the other
+    # members unreachable by name (rabbitmqctl, join_cluster, restarts).
+    if epmd_serves_others; then keep_epmd=1; fi
+    mapfile -t pids < <(our_processes "$keep_epmd")
     ((${#pids[@]})) || return 0
     kill -TERM "${pids[@]}" 2>/dev/null || true
     deadline=$((SECONDS + 5))
     while ((SECONDS < deadline)); do
-        mapfile -t pids < <(our_processes)
+        mapfile -t pids < <(our_processes "$keep_epmd")
         ((${#pids[@]})) || return 0
         sleep 0.1
     done
@@ -339,7 +376,15 @@ EOF
     printf '# Intentionally empty: keeps /etc/rabbitmq/rabbitmq-env.conf out of this private node.\n' >"$env_conf_file"
     printf 'port=%s\ndist_port=%s\nepmd_port=%s\nnode=%s\n' \
         "$port" "$dist_port" "$epmd_port" "$node" >"$settings_file"
-    if [[ ! -s $dir/.erlang.cookie ]]; then
+    if [[ -n $cookie ]]; then
+        # Replaced whenever it differs (rm first: the file is read-only), so a dir can
+        # join a cluster whose cookie it did not have before.
+        if [[ ! -f $dir/.erlang.cookie ]] || [[ $(<"$dir/.erlang.cookie") != "$cookie" ]]; then
+            rm -f -- "$dir/.erlang.cookie"
+            (umask 077 && printf '%s' "$cookie" >"$dir/.erlang.cookie")
+            chmod 400 "$dir/.erlang.cookie"
+        fi
+    elif [[ ! -s $dir/.erlang.cookie ]]; then
         # Create the cookie up front so the server and the CLI cannot race on it.
         local letters=ABCDEFGHIJKLMNOPQRSTUVWXYZ cookie="" n
         for n in $(od -An -N20 -tu1 /dev/urandom); do cookie+=${letters:n%26:1}; done

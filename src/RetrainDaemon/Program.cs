@@ -8,6 +8,7 @@ return await RetrainCli.InvokeAsync(args, static async (configuration, cancellat
 {
     var builder = WebApplication.CreateSlimBuilder();
     builder.AddDaemonDefaults(configuration);
+    builder.AddNodeRoles();
     builder.AddStore();
     builder.AddRegistry();
     builder.AddIngestion();

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using RetrainDaemon.Data.Store;
 using RetrainDaemon.Tests.Shared;
+using static RetrainDaemon.Tests.Shared.LoopTestSettings;
 using Xunit.Abstractions;
 
 namespace RetrainDaemon.FaultTests;
@@ -14,66 +15,8 @@ namespace RetrainDaemon.FaultTests;
 [Collection(BrokerCollection.Name)]
 public sealed class LoopFaultTests(BrokerFixture fixture, ITestOutputHelper output) : BrokerTest(fixture, "rd-loopfault")
 {
-    private const string Model = "fashion-mnist";
-    private const string M = "Models:fashion-mnist:";
-
-    /// <summary>The model under test trains only when told to by the setting under test: every automatic trigger off.</summary>
-    private static Dictionary<string, string> Quiet(IDictionary<string, string>? extra = null)
-    {
-        var settings = new Dictionary<string, string>
-        {
-            [M + "Retrain"] = "true",
-            [M + "Schedule"] = "",
-            // Its shipped nightly analysis must not land inside a test window.
-            [M + "AnalysisSchedule"] = "",
-            [M + "Triggers:MinNewSamples"] = "",
-            [M + "Triggers:MaxDrift"] = "",
-            [M + "Triggers:MinNewRatings"] = "",
-            [M + "Triggers:MaxRatingDrop"] = "",
-            [M + "Triggers:MaxStaleness"] = "",
-            [M + "Triggers:Cooldown"] = "00:00:01",
-            [M + "Training:Width"] = "16",
-            [M + "Training:BatchSize"] = "32",
-            [M + "Training:MinTrainingSamples"] = "1000",
-            [M + "Training:MinHoldoutSamples"] = "50",
-            [M + "Rollback:MaxErrorRate"] = "",
-            [M + "Rollback:MinMeanRating"] = "",
-        };
-        foreach (var (key, value) in extra ?? new Dictionary<string, string>())
-        {
-            settings[key] = value;
-        }
-
-        return settings;
-    }
-
-    /// <summary>The gate ContinuousLoopTests uses for seconds of training: a trained tiny generator passes it.</summary>
-    private static readonly Dictionary<string, string> PassableGate = new()
-    {
-        [M + "Gate:Checks:0:Metric"] = "fid",
-        [M + "Gate:Checks:0:Max"] = "400",
-        [M + "Gate:Checks:0:MaxRegressionRelative"] = "1.0",
-        [M + "Gate:Checks:1:Metric"] = "is",
-        [M + "Gate:Checks:1:Min"] = "1.0",
-        [M + "Gate:Checks:2:Metric"] = "class_coverage",
-        [M + "Gate:Checks:2:Min"] = "0.1",
-        [M + "Gate:Checks:3:Metric"] = "memorized_share",
-        [M + "Gate:Checks:3:Max"] = "0.5",
-    };
-
-    private static Dictionary<string, string> With(params IDictionary<string, string>[] parts)
-    {
-        var all = new Dictionary<string, string>();
-        foreach (var part in parts)
-        {
-            foreach (var (key, value) in part)
-            {
-                all[key] = value;
-            }
-        }
-
-        return all;
-    }
+    private const string Model = LoopTestSettings.Model;
+    private const string M = LoopTestSettings.M;
 
     private static string At(DateTimeOffset t) => t.UtcDateTime.ToString("HH:mm:ss.fff", CultureInfo.InvariantCulture);
 

@@ -1,4 +1,5 @@
 using RetrainDaemon.Core.Options;
+using RetrainDaemon.Data.Store;
 
 namespace RetrainDaemon.UnitTests;
 
@@ -82,5 +83,116 @@ public class OptionsValidationTests
     public void Models_EmptyCatalog_IsRefused()
     {
         Assert.True(new ModelCatalogOptionsValidator().Validate(null, new ModelCatalogOptions()).Failed);
+    }
+
+    private static List<string> StoreFailures(StoreOptions options) =>
+        new StoreOptionsValidator().Validate(null, options).Failures?.ToList() ?? [];
+
+    [Fact]
+    public void Store_UnknownProvider_ListsTheAcceptedOnes()
+    {
+        Assert.Equal(["Store:Provider = 'mysql': unknown provider; accepted: sqlite, postgres"], StoreFailures(new StoreOptions { Provider = "mysql" }));
+        Assert.Empty(StoreFailures(new StoreOptions { Provider = "SQLite" }));
+        Assert.Empty(StoreFailures(new StoreOptions { Provider = " Postgres ", ConnectionString = "Host=db;Database=retrain;Username=retrain" }));
+    }
+
+    [Fact]
+    public void Store_Sqlite_StillChecksPathAndSynchronous_PostgresIgnoresThem()
+    {
+        Assert.Equal(
+            ["Store:Path = '': must name a database file", "Store:Synchronous = 'off': must be full, extra or normal"],
+            StoreFailures(new StoreOptions { Path = "", Synchronous = "off" }));
+        Assert.Empty(StoreFailures(new StoreOptions { Provider = "postgres", Path = "", Synchronous = "off", ConnectionString = "Server=db" }));
+    }
+
+    [Fact]
+    public void Store_PostgresWithoutConnectionString_SaysWhatToSet()
+    {
+        Assert.Equal(
+            ["Store:ConnectionString = '': Store:Provider is postgres: set Store:ConnectionString (Host=…;Database=…;Username=…) or Store:ConnectionStringFile"],
+            StoreFailures(new StoreOptions { Provider = "postgres", ConnectionString = "  " }));
+    }
+
+    [Fact]
+    public void Store_UnparsableConnectionString_IsRefusedWithoutEchoingIt()
+    {
+        var unparsable = StoreFailures(new StoreOptions { Provider = "postgres", ConnectionString = "Host=db;Password=s3cret-value;oops" });
+        Assert.Equal(
+            ["Store:ConnectionString = '***': not a connection string: expected Key=Value pairs separated by ';', e.g. Host=db;Database=retrain;Username=retrain (URLs are not accepted)"],
+            unparsable);
+
+        var url = StoreFailures(new StoreOptions { Provider = "postgres", ConnectionString = "postgresql://retrain:s3cret-value@db/retrain" });
+        Assert.Single(url);
+        Assert.DoesNotContain("s3cret-value", url[0], StringComparison.Ordinal);
+
+        Assert.Equal(
+            ["Store:ConnectionString = '***': names no Host: add Host=<server name or address>"],
+            StoreFailures(new StoreOptions { Provider = "postgres", ConnectionString = "Database=retrain;Password=s3cret-value" }));
+    }
+
+    [Fact]
+    public void Store_ConnectionStringFile_WinsAndItsFirstLineIsTheConnectionString()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), $"rd-store-options-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(dir);
+        try
+        {
+            var file = Path.Combine(dir, "connection");
+            File.WriteAllText(file, "  Host=db;Database=retrain;Password=s3cret-value  \nsecond line is ignored\n");
+            var options = new StoreOptions { Provider = "postgres", ConnectionStringFile = file, ConnectionString = "not used; this would not parse" };
+            Assert.Empty(StoreFailures(options));
+            Assert.Equal("Host=db;Database=retrain;Password=s3cret-value", options.ResolveConnectionString());
+
+            File.WriteAllText(file, "\nHost=db\n");
+            Assert.Equal([$"Store:ConnectionStringFile = '{file}': its first line is empty; it must hold the PostgreSQL connection string"], StoreFailures(options));
+
+            File.WriteAllText(file, "Database=retrain;Password=s3cret-value\n");
+            Assert.Equal(["Store:ConnectionStringFile = '***': names no Host: add Host=<server name or address>"], StoreFailures(options));
+
+            var missing = Path.Combine(dir, "missing");
+            Assert.Equal([$"Store:ConnectionStringFile = '{missing}': file does not exist"], StoreFailures(new StoreOptions { Provider = "postgres", ConnectionStringFile = missing }));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void Store_KeywordsNpgsqlDoesNotKnow_AreRefusedByTheDataValidatorWithoutEchoingTheString()
+    {
+        var options = new StoreOptions { Provider = "postgres", ConnectionString = "Host=db;Password=s3cret-value;Colour=blue" };
+        Assert.Empty(StoreFailures(options)); // the shape is fine; only Npgsql knows its keywords
+
+        Assert.Equal(["Store:ConnectionString = '***': not a valid PostgreSQL connection string: 'colour' is not a keyword Npgsql knows"],
+            new PostgresConnectionValidator().Validate(null, options).Failures!);
+
+        var badPort = new PostgresConnectionValidator().Validate(null, new StoreOptions { Provider = "postgres", ConnectionString = "Host=db;Password=s3cret-value;Port=lots" }).Failures!.ToList();
+        Assert.StartsWith("Store:ConnectionString = '***': not a valid PostgreSQL connection string: the value of 'port' is not valid", Assert.Single(badPort), StringComparison.Ordinal);
+        Assert.DoesNotContain("s3cret-value", badPort[0], StringComparison.Ordinal);
+
+        Assert.True(new PostgresConnectionValidator().Validate(null, new StoreOptions { Provider = "postgres", ConnectionString = "Host=db;Port=6543;Database=retrain;Username=retrain;Password=x" }).Succeeded);
+        Assert.True(new PostgresConnectionValidator().Validate(null, new StoreOptions { Provider = "sqlite", ConnectionString = "Colour=blue" }).Succeeded);
+    }
+
+    [Fact]
+    public async Task Store_Factory_OpensTheConfiguredProviderWithoutConnecting()
+    {
+        await using (var postgres = SampleStores.Open(new StoreOptions { Provider = "postgres", ConnectionString = "Host=db.example;Port=6543;Database=retrain;Username=retrain;Password=s3cret-value" }))
+        {
+            Assert.IsType<PostgresSampleStore>(postgres);
+            Assert.Equal("postgres db.example:6543/retrain", postgres.Description);
+        }
+
+        var path = Path.Combine(Path.GetTempPath(), $"rd-factory-{Guid.NewGuid():N}.db");
+        await using (var sqlite = SampleStores.Open(new StoreOptions { Path = path }))
+        {
+            Assert.IsType<SqliteSampleStore>(sqlite);
+            Assert.Equal(Path.GetFullPath(path), sqlite.Description);
+        }
+
+        Assert.False(File.Exists(path)); // nothing opened yet
+        var unknown = Assert.Throws<ArgumentException>(() => SampleStores.Open(new StoreOptions { Provider = "mysql" }));
+        Assert.StartsWith("Store:Provider 'mysql' is unknown; accepted: sqlite, postgres", unknown.Message, StringComparison.Ordinal);
     }
 }

@@ -31,6 +31,9 @@ public sealed class LoopDaemon : IAsyncDisposable
 
     public string StorePath => Path.Combine(Directory, "retrain.db");
 
+    /// <summary>The store this daemon uses: its SQLite file, or the PostgreSQL database its settings name.</summary>
+    public Core.Options.StoreOptions StoreOptions { get; private init; } = new();
+
     public ModelRegistry Registry => new(Path.Combine(Directory, "registry"), keepLast: 50);
 
     public static Dictionary<string, string> Settings(string directory) => new()
@@ -59,7 +62,14 @@ public sealed class LoopDaemon : IAsyncDisposable
             all[key] = value;
         }
 
-        return new LoopDaemon(DaemonProcess.Start(broker, Path.Combine(directory, "retrain.db"), all), directory);
+        var store = new Core.Options.StoreOptions { Path = Path.Combine(directory, "retrain.db") };
+        if (all.TryGetValue("Store:Provider", out var provider))
+        {
+            store.Provider = provider;
+            store.ConnectionString = all.GetValueOrDefault("Store:ConnectionString");
+        }
+
+        return new LoopDaemon(DaemonProcess.Start(broker, store.Path, all), directory) { StoreOptions = store };
     }
 
     /// <summary>Waits until ingestion consumes (readiness as a whole needs a champion, which comes later).</summary>
@@ -95,7 +105,7 @@ public sealed class LoopDaemon : IAsyncDisposable
     /// <summary>The ledger's fine-tune runs of a model, newest first.</summary>
     public async Task<IReadOnlyList<RunRecord>> RunsAsync(string model)
     {
-        await using var store = new SqliteSampleStore(new Core.Options.StoreOptions { Path = StorePath });
+        await using var store = SampleStores.Open(StoreOptions);
         return await store.ListRunsAsync(model, RunKinds.FineTune, 100, CancellationToken.None);
     }
 

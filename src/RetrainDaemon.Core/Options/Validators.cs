@@ -127,22 +127,91 @@ public sealed class StoreOptionsValidator : IValidateOptions<StoreOptions>
     public ValidateOptionsResult Validate(string? name, StoreOptions options)
     {
         var f = new Failures(StoreOptions.Section);
-        if (!string.Equals(options.Provider, "sqlite", StringComparison.OrdinalIgnoreCase))
+        switch (options.NormalizedProvider)
         {
-            f.Add(nameof(options.Provider), options.Provider, "unknown provider; supported: sqlite");
-        }
+            case StoreProviders.Sqlite:
+                if (string.IsNullOrWhiteSpace(options.Path))
+                {
+                    f.Add(nameof(options.Path), options.Path, "must name a database file");
+                }
 
-        if (string.IsNullOrWhiteSpace(options.Path))
-        {
-            f.Add(nameof(options.Path), options.Path, "must name a database file");
-        }
+                if (options.Synchronous.ToLowerInvariant() is not ("full" or "normal" or "extra"))
+                {
+                    f.Add(nameof(options.Synchronous), options.Synchronous, "must be full, extra or normal");
+                }
 
-        if (options.Synchronous.ToLowerInvariant() is not ("full" or "normal" or "extra"))
-        {
-            f.Add(nameof(options.Synchronous), options.Synchronous, "must be full, extra or normal");
+                break;
+            case StoreProviders.Postgres:
+                ValidatePostgres(options, f);
+                break;
+            default:
+                f.Add(nameof(options.Provider), options.Provider, $"unknown provider; accepted: {string.Join(", ", StoreProviders.All)}");
+                break;
         }
 
         return f.Result();
+    }
+
+    /// <summary>
+    /// Core references no database driver, so this checks the shape only (key=value pairs naming a host);
+    /// the PostgreSQL store checks the keywords themselves when it opens. The value is never echoed: it may
+    /// hold a password.
+    /// </summary>
+    private static void ValidatePostgres(StoreOptions options, Failures f)
+    {
+        string key;
+        string? connectionString;
+        if (!string.IsNullOrEmpty(options.ConnectionStringFile))
+        {
+            key = nameof(options.ConnectionStringFile);
+            if (!File.Exists(options.ConnectionStringFile))
+            {
+                f.Add(key, options.ConnectionStringFile, "file does not exist");
+                return;
+            }
+
+            try
+            {
+                connectionString = options.ResolveConnectionString();
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                f.Add(key, options.ConnectionStringFile, $"cannot be read: {ex.Message}");
+                return;
+            }
+
+            if (connectionString is null)
+            {
+                f.Add(key, options.ConnectionStringFile, "its first line is empty; it must hold the PostgreSQL connection string");
+                return;
+            }
+        }
+        else
+        {
+            key = nameof(options.ConnectionString);
+            connectionString = options.ResolveConnectionString();
+            if (connectionString is null)
+            {
+                f.Add(key, "", "Store:Provider is postgres: set Store:ConnectionString (Host=…;Database=…;Username=…) or Store:ConnectionStringFile");
+                return;
+            }
+        }
+
+        var parsed = new System.Data.Common.DbConnectionStringBuilder();
+        try
+        {
+            parsed.ConnectionString = connectionString;
+        }
+        catch (ArgumentException)
+        {
+            f.Secret(key, "not a connection string: expected Key=Value pairs separated by ';', e.g. Host=db;Database=retrain;Username=retrain (URLs are not accepted)");
+            return;
+        }
+
+        if (!parsed.ContainsKey("Host") && !parsed.ContainsKey("Server"))
+        {
+            f.Secret(key, "names no Host: add Host=<server name or address>");
+        }
     }
 }
 

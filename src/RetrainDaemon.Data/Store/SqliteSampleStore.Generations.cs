@@ -13,9 +13,6 @@ namespace RetrainDaemon.Data.Store;
 /// </summary>
 public sealed partial class SqliteSampleStore
 {
-    /// <summary>The event id of the sample a correction becomes: derived from the feedback's id, so a redelivery makes no second sample.</summary>
-    public static string CorrectionSampleId(string feedbackEventId) => "correction:" + feedbackEventId;
-
     private static SqliteCommand PrepareFindGeneration(SqliteConnection connection)
     {
         var command = connection.CreateCommand();
@@ -44,27 +41,12 @@ public sealed partial class SqliteSampleStore
             generation = reader.Read() ? ReadGeneration(reader) : null;
         }
 
-        string? reason = null;
-        string? detail = null;
-        if (generation is null)
-        {
-            reason = RejectReasons.UnknownGeneration;
-            detail = $"event {feedback.EventId}: generation '{feedback.GenerationId}' was never handed out by the serving API (no record of it); "
-                + "feedback must cite the generation_id of a generate response";
-        }
-        else if (!string.Equals(generation.Model, feedback.Model, StringComparison.Ordinal) || !VersionMatches(feedback.Version, generation.Version))
-        {
-            reason = RejectReasons.GenerationMismatch;
-            detail = string.Create(CultureInfo.InvariantCulture,
-                $"event {feedback.EventId}: generation '{feedback.GenerationId}' was made by model '{generation.Model}' version {generation.Version}, but the feedback names model '{feedback.Model}' version '{feedback.Version}'");
-        }
-
-        if (reason is not null)
+        if (FeedbackJoin.Refusal(feedback, generation) is var (reason, detail))
         {
             // A redelivery of feedback stored earlier (before generations were recorded, say) is a duplicate: the
             // same event id is settled the same way however often it comes.
             feedbackExists!.Parameters[0].Value = feedback.EventId;
-            return feedbackExists.ExecuteScalar() is null ? CommitOutcome.Rejected(reason, detail!) : CommitOutcome.Duplicate;
+            return feedbackExists.ExecuteScalar() is null ? CommitOutcome.Rejected(reason, detail) : CommitOutcome.Duplicate;
         }
 
         if (InsertFeedback(feedback, generation!, received) == 0)
@@ -75,44 +57,9 @@ public sealed partial class SqliteSampleStore
         return CommitOutcome.Stored with { AddedCorrectionSample = InsertCorrectionSample(feedback, generation!, received) };
     }
 
-    /// <summary>"3", "03" and 3 (already text) all name version 3; anything else names no recorded version.</summary>
-    private static bool VersionMatches(string feedbackVersion, int generationVersion) =>
-        int.TryParse(feedbackVersion, NumberStyles.None, CultureInfo.InvariantCulture, out int version) && version == generationVersion;
-
-    /// <summary>
-    /// A correction of the generation's own modality becomes a training sample: a text correction keeps the
-    /// generation's input as its source (a conditional model's source ⇒ corrected target; for an lm the prompt,
-    /// which lm snapshots ignore); an image correction is labelled with the generation's slice. A text correction
-    /// of an image generation (a caption, say) stays on the feedback row only: no image model can train on it.
-    /// </summary>
-    private bool InsertCorrectionSample(FeedbackRecord feedback, GenerationRecord generation, string received)
-    {
-        SampleRecord sample;
-        string id = CorrectionSampleId(feedback.EventId);
-        if (feedback.CorrectionText is { } text && generation.Modality == GenerationModalities.Text)
-        {
-            string? source = string.IsNullOrEmpty(generation.Input) ? null : generation.Input;
-            sample = new SampleRecord(id, feedback.Model, feedback.Source, feedback.EventTime, Modality.Text, Splits.Train, null, 0, 0, 0, null, text, source);
-        }
-        else if (feedback.CorrectionImage is { } pixels && generation.Modality == GenerationModalities.Image)
-        {
-            var (width, height, channels) = feedback.CorrectionShape;
-            if (width <= 0 || height <= 0 || channels <= 0 || (long)width * height * channels != pixels.Length)
-            {
-                throw new ArgumentException(
-                    $"feedback {feedback.EventId}: its correction image has {pixels.Length} bytes but CorrectionShape says {width}x{height}x{channels}; "
-                    + "the decoder must set the canonical shape of the image it made", nameof(feedback));
-            }
-
-            sample = new SampleRecord(id, feedback.Model, feedback.Source, feedback.EventTime, Modality.Image, Splits.Train, generation.Slice, width, height, channels, pixels, null, null);
-        }
-        else
-        {
-            return false;
-        }
-
-        return InsertSample(sample with { Origin = SampleOrigins.Correction, CorrectionOf = feedback.GenerationId }, received) == 1;
-    }
+    /// <summary>A correction of the generation's own modality also becomes a training sample (<see cref="FeedbackJoin.CorrectionSample"/>).</summary>
+    private bool InsertCorrectionSample(FeedbackRecord feedback, GenerationRecord generation, string received) =>
+        FeedbackJoin.CorrectionSample(feedback, generation) is { } sample && InsertSample(sample, received) == 1;
 
     public async Task RecordGenerationsAsync(IReadOnlyList<GenerationRecord> generations, CancellationToken cancellationToken)
     {
@@ -122,14 +69,7 @@ public sealed partial class SqliteSampleStore
             return;
         }
 
-        foreach (var g in generations)
-        {
-            if (g.Modality is not (GenerationModalities.Image or GenerationModalities.Text))
-            {
-                throw new ArgumentException($"generation '{g.GenerationId}' has modality '{g.Modality}'; expected '{GenerationModalities.Image}' or '{GenerationModalities.Text}'", nameof(generations));
-            }
-        }
-
+        FeedbackJoin.CheckModalities(generations);
         await writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
         SqliteTransaction? tx = null;
         try

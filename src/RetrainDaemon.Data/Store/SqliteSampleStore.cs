@@ -11,7 +11,7 @@ namespace RetrainDaemon.Data.Store;
 /// transaction and, with <c>synchronous=FULL</c>, one fsync — so the caller may ack every message
 /// of the batch once it returns. Reads use pooled connections and do not block the writer.
 /// </summary>
-public sealed partial class SqliteSampleStore : ISampleStore
+public sealed partial class SqliteSampleStore : IDaemonStore
 {
     private readonly string path;
     private readonly string synchronous;
@@ -31,6 +31,9 @@ public sealed partial class SqliteSampleStore : ISampleStore
     }
 
     public string DatabasePath => path;
+
+    /// <summary>The database file's full path.</summary>
+    public string Description => path;
 
     public async Task InitializeAsync(CancellationToken cancellationToken)
     {

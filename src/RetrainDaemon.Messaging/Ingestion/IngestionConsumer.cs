@@ -60,10 +60,40 @@ public sealed partial class IngestionConsumer(
         }
     }
 
+    /// <summary>
+    /// Migrates (first use) and reads the counts, waiting with backoff while the store is unavailable: a shared
+    /// PostgreSQL that restarts while nodes start must not stop them (nothing is consumed meanwhile, readiness says why).
+    /// </summary>
+    private async Task OpenStoreAsync(CancellationToken stoppingToken)
+    {
+        var delay = options.StoreRetryInitial;
+        while (true)
+        {
+            try
+            {
+                await store.InitializeAsync(stoppingToken).ConfigureAwait(false);
+                metrics.Seed(await store.GetStatsAsync(stoppingToken).ConfigureAwait(false));
+                if (!health.StoreUp)
+                {
+                    health.StoreRecovered();
+                    LogStoreRecovered(logger);
+                }
+
+                return;
+            }
+            catch (StoreUnavailableException ex)
+            {
+                health.StoreFailed(ex.Message);
+                LogStoreUnavailableAtStart(logger, delay.TotalSeconds, ex.Message);
+                await Task.Delay(delay, stoppingToken).ConfigureAwait(false);
+                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, options.StoreRetryMax.Ticks));
+            }
+        }
+    }
+
     private async Task ConsumeAsync(CancellationToken stoppingToken)
     {
-        await store.InitializeAsync(stoppingToken).ConfigureAwait(false);
-        metrics.Seed(await store.GetStatsAsync(stoppingToken).ConfigureAwait(false));
+        await OpenStoreAsync(stoppingToken).ConfigureAwait(false);
 
         await using var connection = await connector.ConnectAsync(stoppingToken).ConfigureAwait(false);
         // Confirms on: a message we dead-letter ourselves is acked only after the broker has the copy.
@@ -596,6 +626,9 @@ public sealed partial class IngestionConsumer(
 
     [LoggerMessage(EventId = 203, Level = LogLevel.Information, Message = "Store available again; ingestion resumes")]
     private static partial void LogStoreRecovered(ILogger logger);
+
+    [LoggerMessage(EventId = 211, Level = LogLevel.Warning, Message = "Store unavailable at start; not consuming yet, retrying in {DelaySeconds:0.00} s: {Error}")]
+    private static partial void LogStoreUnavailableAtStart(ILogger logger, double delaySeconds, string error);
 
     [LoggerMessage(EventId = 204, Level = LogLevel.Warning, Message = "Could not copy delivery {Tag} to the dead-letter exchange ({Error}); rejecting it so the queue dead-letters it")]
     private static partial void LogDeadLetterCopyFailed(ILogger logger, ulong tag, string error);

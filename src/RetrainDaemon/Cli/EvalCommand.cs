@@ -57,7 +57,7 @@ internal static class EvalCommand
             var failures = new List<string>();
             var evaluation = RetrainCli.Bind(configuration, EvaluationOptions.Section, new EvaluationOptionsValidator(), failures);
             var registryOptions = RetrainCli.Bind(configuration, RegistryOptions.Section, new RegistryOptionsValidator(), failures);
-            var storeOptions = RetrainCli.Bind(configuration, StoreOptions.Section, new StoreOptionsValidator(), failures);
+            var storeOptions = RetrainCli.Bind(configuration, StoreOptions.Section, RetrainCli.StoreValidator(), failures);
             var models = RetrainCli.BindModels(configuration, failures);
             var textOptions = RetrainCli.Bind(configuration, TextEvaluationOptions.Section, new TextEvaluationOptionsValidator(), failures);
             if (failures.Count > 0)
@@ -130,7 +130,7 @@ internal static class EvalCommand
             }
             else
             {
-                await using var store = new SqliteSampleStore(storeOptions);
+                await using var store = SampleStores.Open(storeOptions);
                 long watermark = await store.GetWatermarkAsync(cancellationToken);
                 set = await ReferenceSets.FromStoreAsync(store, modelName, watermark, evaluation.MaxReferenceSamples, evaluation.MaxTrainingSamples, cancellationToken);
                 if (set.Holdout.Count < 2 || set.Training.Count < 2)
@@ -282,7 +282,7 @@ internal static class EvalCommand
     internal static async Task<(TextReferenceSet? Set, long Watermark)> LoadTextReferenceAsync(string modelName, ModelOptions modelOptions, StoreOptions storeOptions,
         TextEvaluationOptions textOptions, CancellationToken cancellationToken)
     {
-        await using var store = new SqliteSampleStore(storeOptions);
+        await using var store = SampleStores.Open(storeOptions);
         long watermark = await store.GetWatermarkAsync(cancellationToken);
         var set = await TextReferenceSet.FromStoreAsync(store, modelName, watermark, modelOptions.Text.Conditional, textOptions.MaxHoldout, textOptions.MaxTraining, cancellationToken);
         if (set.Holdout.Count == 0)

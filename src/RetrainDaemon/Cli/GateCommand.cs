@@ -48,7 +48,7 @@ internal static class GateCommand
             var failures = new List<string>();
             var evaluation = RetrainCli.Bind(configuration, EvaluationOptions.Section, new EvaluationOptionsValidator(), failures);
             var registryOptions = RetrainCli.Bind(configuration, RegistryOptions.Section, new RegistryOptionsValidator(), failures);
-            var storeOptions = RetrainCli.Bind(configuration, StoreOptions.Section, new StoreOptionsValidator(), failures);
+            var storeOptions = RetrainCli.Bind(configuration, StoreOptions.Section, RetrainCli.StoreValidator(), failures);
             var models = RetrainCli.BindModels(configuration, failures);
             var textOptions = RetrainCli.Bind(configuration, TextEvaluationOptions.Section, new TextEvaluationOptionsValidator(), failures);
             if (failures.Count > 0)
@@ -96,7 +96,7 @@ internal static class GateCommand
             }
             else
             {
-                await using var store = new SqliteSampleStore(storeOptions);
+                await using var store = SampleStores.Open(storeOptions);
                 watermark = await store.GetWatermarkAsync(cancellationToken);
                 set = await ReferenceSets.FromStoreAsync(store, modelName, watermark.Value, evaluation.MaxReferenceSamples, evaluation.MaxTrainingSamples, cancellationToken);
                 if (set.Holdout.Count < 2 || set.Training.Count < 2)

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
+using Quartz;
 using RetrainDaemon.Core.Options;
 using RetrainDaemon.Core.Registry;
 using RetrainDaemon.Data.Store;
@@ -129,8 +130,21 @@ internal static class LoopCommands
                 return 2;
             }
 
+            if (storeOptions.NormalizedProvider == StoreProviders.Postgres)
+            {
+                // A run in this process would be invisible to the cluster (nobody would recover it if this process
+                // died), so on a clustered store the verb queues a firing of the model's job for a train node instead.
+                if (parse.GetValue(resume) is not null)
+                {
+                    Console.Error.WriteLine("retrain-daemon: --resume is not used on a clustered store (Store:Provider=postgres): the train nodes resume interrupted runs themselves");
+                    return 2;
+                }
+
+                return await QueueOnClusterAsync(name, parse.GetValue(reason)!, loop, storeOptions, cancellationToken);
+            }
+
             using var loggers = LoggerFactory.Create(b => b.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss "; }).SetMinimumLevel(LogLevel.Information));
-            await using var store = new SqliteSampleStore(storeOptions);
+            await using var store = SampleStores.Open(storeOptions);
             var events = new ModelEventPublisher(broker, loggers.CreateLogger<ModelEventPublisher>());
             var runner = new FineTuneRunner(Options.Create(catalog), Options.Create(loop), Options.Create(evaluation), Options.Create(text), Options.Create(trainingHost),
                 store, store, new ModelRegistry(registryOptions), new LoopMetrics(), loggers.CreateLogger<FineTuneRunner>(), events);
@@ -141,17 +155,20 @@ internal static class LoopCommands
                 Console.WriteLine($"  {stage,-9} {Took(took)}");
             }
 
-            return outcome.Status switch
-            {
-                RunStatuses.Promoted => 0,
-                RunStatuses.Rejected => GateCommand.ExitRejected,
-                RunStatuses.Skipped => 4,
-                RunStatuses.Running => 130,
-                _ => 1,
-            };
+            return ExitCodeOf(outcome.Status);
         });
         return command;
     }
+
+    /// <summary><c>retrain</c>'s exit code for how the run ended (the same locally and on a cluster).</summary>
+    private static int ExitCodeOf(string status) => status switch
+    {
+        RunStatuses.Promoted => 0,
+        RunStatuses.Rejected => GateCommand.ExitRejected,
+        RunStatuses.Skipped => 4,
+        RunStatuses.Running => 130,
+        _ => 1,
+    };
 
     public static Command Analyze()
     {
@@ -172,7 +189,7 @@ internal static class LoopCommands
             }
 
             using var loggers = LoggerFactory.Create(b => b.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss "; }).SetMinimumLevel(LogLevel.Information));
-            await using var store = new SqliteSampleStore(storeOptions);
+            await using var store = SampleStores.Open(storeOptions);
             var runner = new AnalysisRunner(Options.Create(catalog), Options.Create(loop), Options.Create(evaluation), Options.Create(text),
                 store, store, new ModelRegistry(registryOptions), new LoopMetrics(), loggers.CreateLogger<AnalysisRunner>(), new ModelEventPublisher(broker, loggers.CreateLogger<ModelEventPublisher>()));
             var outcome = await runner.RunAsync(name, "manual: requested on the command line", cancellationToken);
@@ -208,7 +225,7 @@ internal static class LoopCommands
         var configuration = RetrainCli.Configuration(parse);
         var failures = new List<string>();
         var result = (
-            RetrainCli.Bind(configuration, StoreOptions.Section, new StoreOptionsValidator(), failures),
+            RetrainCli.Bind(configuration, StoreOptions.Section, RetrainCli.StoreValidator(), failures),
             RetrainCli.Bind(configuration, RegistryOptions.Section, new RegistryOptionsValidator(), failures),
             RetrainCli.Bind(configuration, EvaluationOptions.Section, new EvaluationOptionsValidator(), failures),
             RetrainCli.Bind(configuration, TextEvaluationOptions.Section, new TextEvaluationOptionsValidator(), failures),
@@ -219,11 +236,61 @@ internal static class LoopCommands
         return failures.Count > 0 ? throw new ConfigurationInvalidException(failures) : result;
     }
 
-    private static SqliteSampleStore OpenStore(ParseResult parse)
+    /// <summary>
+    /// <c>retrain</c> on a cluster: stores a firing of the model's fine-tune job in the clustered job store (through a
+    /// scheduler that is never started, so this process never runs jobs or checks in), then follows the run a train
+    /// node starts for it in the ledger and exits as the local verb would. Ctrl+C stops the waiting, not the run.
+    /// </summary>
+    private static async Task<int> QueueOnClusterAsync(string model, string reason, LoopOptions loop, StoreOptions storeOptions, CancellationToken cancellationToken)
+    {
+        await using var store = SampleStores.Open(storeOptions);
+        var known = (await store.ListRunsAsync(model, RunKinds.FineTune, 100, cancellationToken)).Select(r => r.RunId).ToHashSet(StringComparer.Ordinal);
+        var scheduler = await QuartzSchedulerBuilder.Create(q => q.UseLoopJobStore(loop, storeOptions)).BuildScheduler(cancellationToken);
+        try
+        {
+            if (!await scheduler.Exists(FineTuneJob.KeyFor(model), cancellationToken))
+            {
+                Console.Error.WriteLine($"retrain-daemon: the cluster has no fine-tune job for '{model}' yet: no train node with this model configured has started");
+                return 1;
+            }
+
+            await scheduler.TriggerJob(FineTuneJob.KeyFor(model), new JobDataMap { [FineTuneJob.TriggerKey] = $"manual: {reason}" }, cancellationToken);
+        }
+        finally
+        {
+            await scheduler.Shutdown(waitForJobsToComplete: false, CancellationToken.None);
+        }
+
+        Console.WriteLine($"queued a fine-tune of {model} on the cluster; waiting for a train node to run it (Ctrl+C stops waiting, not the run)");
+        string? runId = null;
+        while (true)
+        {
+            await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken);
+            var run = (await store.ListRunsAsync(model, RunKinds.FineTune, 20, cancellationToken)).FirstOrDefault(r => runId is null ? !known.Contains(r.RunId) : r.RunId == runId);
+            if (run is null)
+            {
+                continue;
+            }
+
+            if (runId is null)
+            {
+                runId = run.RunId;
+                Console.WriteLine($"{runId}: started ({run.Trigger})");
+            }
+
+            if (RunStatuses.IsFinal(run.Status))
+            {
+                Console.WriteLine($"{run.RunId}: {run.Status}{(run.Version is int v ? $" v{v}" : "")}: {run.Detail}");
+                return ExitCodeOf(run.Status);
+            }
+        }
+    }
+
+    private static IDaemonStore OpenStore(ParseResult parse)
     {
         var failures = new List<string>();
-        var storeOptions = RetrainCli.Bind(RetrainCli.Configuration(parse), StoreOptions.Section, new StoreOptionsValidator(), failures);
-        return failures.Count > 0 ? throw new ConfigurationInvalidException(failures) : new SqliteSampleStore(storeOptions);
+        var storeOptions = RetrainCli.Bind(RetrainCli.Configuration(parse), StoreOptions.Section, RetrainCli.StoreValidator(), failures);
+        return failures.Count > 0 ? throw new ConfigurationInvalidException(failures) : SampleStores.Open(storeOptions);
     }
 
     internal static string Took(TimeSpan? duration) => duration is not TimeSpan d ? "-" : d.TotalSeconds < 90

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Microsoft.Extensions.Options;
 using RetrainDaemon.Core.Options;
+using RetrainDaemon.Data.Store;
 using RetrainDaemon.Hosting;
 
 namespace RetrainDaemon.Cli;
@@ -44,7 +45,7 @@ public static class RetrainCli
             var failures = new List<string>();
             Bind(configuration, BrokerOptions.Section, new BrokerOptionsValidator(), failures);
             Bind(configuration, IngestOptions.Section, new IngestOptionsValidator(), failures);
-            Bind(configuration, StoreOptions.Section, new StoreOptionsValidator(), failures);
+            Bind(configuration, StoreOptions.Section, StoreValidator(), failures);
             Bind(configuration, HttpOptions.Section, new HttpOptionsValidator(), failures);
             Bind(configuration, TrainingHostOptions.Section, new TrainingHostOptionsValidator(), failures);
             Bind(configuration, EvaluationOptions.Section, new EvaluationOptionsValidator(), failures);
@@ -144,6 +145,23 @@ public static class RetrainCli
         }
 
         return value;
+    }
+
+    /// <summary>
+    /// <c>Store</c> as the daemon checks it at start: Core's checks (provider, path, connection string shape), then
+    /// Npgsql's own reading of a PostgreSQL connection string.
+    /// </summary>
+    internal static IValidateOptions<StoreOptions> StoreValidator() => new BothValidators<StoreOptions>(new StoreOptionsValidator(), new PostgresConnectionValidator());
+
+    /// <summary>Runs <paramref name="second"/> only when <paramref name="first"/> passes (it relies on what the first checks).</summary>
+    private sealed class BothValidators<T>(IValidateOptions<T> first, IValidateOptions<T> second) : IValidateOptions<T>
+        where T : class
+    {
+        public ValidateOptionsResult Validate(string? name, T options)
+        {
+            var result = first.Validate(name, options);
+            return result.Failed ? result : second.Validate(name, options);
+        }
     }
 
     internal static ModelCatalogOptions BindModels(IConfiguration configuration, List<string> failures)

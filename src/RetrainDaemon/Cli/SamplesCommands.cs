@@ -20,19 +20,20 @@ internal static class SamplesCommands
         {
             var configuration = RetrainCli.Configuration(parse);
             var failures = new List<string>();
-            var storeOptions = RetrainCli.Bind(configuration, StoreOptions.Section, new StoreOptionsValidator(), failures);
+            var storeOptions = RetrainCli.Bind(configuration, StoreOptions.Section, RetrainCli.StoreValidator(), failures);
             if (failures.Count > 0)
             {
                 throw new ConfigurationInvalidException(failures);
             }
 
-            if (!File.Exists(storeOptions.Path))
+            // Opening a SQLite store creates its file; a PostgreSQL database is there or the connection fails.
+            if (storeOptions.NormalizedProvider == StoreProviders.Sqlite && !File.Exists(storeOptions.Path))
             {
                 Console.Error.WriteLine($"retrain-daemon: no store at '{Path.GetFullPath(storeOptions.Path)}' (Store:Path); nothing has been ingested there yet.");
                 return 1;
             }
 
-            await using var store = new SqliteSampleStore(storeOptions);
+            await using var store = SampleStores.Open(storeOptions);
             var result = await store.GetStatsAsync(cancellationToken);
             if (parse.GetValue(json))
             {
@@ -40,17 +41,17 @@ internal static class SamplesCommands
                 return 0;
             }
 
-            Print(result, Path.GetFullPath(storeOptions.Path));
+            Print(result, store.Description);
             return 0;
         });
         samples.Subcommands.Add(stats);
         return samples;
     }
 
-    private static void Print(StoreStats stats, string path)
+    private static void Print(StoreStats stats, string where)
     {
         var inv = CultureInfo.InvariantCulture;
-        Console.WriteLine($"store {path} (schema v{stats.SchemaVersion}, watermark {stats.Watermark})");
+        Console.WriteLine($"store {where} (schema v{stats.SchemaVersion}, watermark {stats.Watermark})");
         Console.WriteLine();
         Console.WriteLine($"{"model",-16} {"modality",-8} {"split",-8} {"label",-24} {"count",10}");
         foreach (var model in stats.Samples.GroupBy(s => s.Model))

@@ -53,7 +53,7 @@ internal static class TrainCommand
         {
             var configuration = RetrainCli.Configuration(parse);
             var failures = new List<string>();
-            var storeOptions = RetrainCli.Bind(configuration, StoreOptions.Section, new StoreOptionsValidator(), failures);
+            var storeOptions = RetrainCli.Bind(configuration, StoreOptions.Section, RetrainCli.StoreValidator(), failures);
             var trainingHost = RetrainCli.Bind(configuration, TrainingHostOptions.Section, new TrainingHostOptionsValidator(), failures);
             var models = RetrainCli.BindModels(configuration, failures);
             if (failures.Count > 0)
@@ -110,7 +110,7 @@ internal static class TrainCommand
                 ?? Path.Combine("state", "runs", $"{modelName}-{familyName}-{DateTime.UtcNow:yyyyMMdd-HHmmss}");
             Directory.CreateDirectory(runDirectory);
 
-            await using var store = new SqliteSampleStore(storeOptions);
+            await using var store = SampleStores.Open(storeOptions);
             long watermark = await store.GetWatermarkAsync(cancellationToken);
             var (train, holdout, counts) = await ImageSnapshot.LoadAsync(store, modelName, 28, watermark, parse.GetValue(since), parse.GetValue(replay), parse.GetValue(seed), cancellationToken);
             Console.Error.WriteLine($"training {familyName} on '{modelName}' ({device.type}, {threadCount} threads): watermark {counts.Watermark}, " +
@@ -158,7 +158,7 @@ internal static class TrainCommand
             string runDirectory = parse.GetValue(output) ?? Path.Combine("state", "runs", $"{modelName}-gpt-{DateTime.UtcNow:yyyyMMdd-HHmmss}");
             Directory.CreateDirectory(runDirectory);
 
-            await using var store = new SqliteSampleStore(storeOptions);
+            await using var store = SampleStores.Open(storeOptions);
             long watermark = await store.GetWatermarkAsync(cancellationToken);
             string task = modelOptions.Text.Conditional ? Core.Text.GptTasks.Conditional : Core.Text.GptTasks.Lm;
             var (train, holdout, counts) = await TextSnapshot.LoadAsync(store, modelName, modelOptions.Text.Conditional, watermark, parse.GetValue(since), cancellationToken);

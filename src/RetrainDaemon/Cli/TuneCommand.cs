@@ -36,7 +36,7 @@ internal static class TuneCommand
         {
             var configuration = RetrainCli.Configuration(parse);
             var failures = new List<string>();
-            var storeOptions = RetrainCli.Bind(configuration, StoreOptions.Section, new StoreOptionsValidator(), failures);
+            var storeOptions = RetrainCli.Bind(configuration, StoreOptions.Section, RetrainCli.StoreValidator(), failures);
             var trainingHost = RetrainCli.Bind(configuration, TrainingHostOptions.Section, new TrainingHostOptionsValidator(), failures);
             if (failures.Count > 0)
             {
@@ -47,7 +47,7 @@ internal static class TuneCommand
             TorchRuntime.SetThreads(threadCount);
             string name = parse.GetValue(model)!, fam = parse.GetValue(family)!;
             string directory = parse.GetValue(output) ?? Path.Combine("state", "tuning", $"{name}-{fam}-{DateTime.UtcNow:yyyyMMdd-HHmmss}");
-            await using var store = new SqliteSampleStore(storeOptions);
+            await using var store = SampleStores.Open(storeOptions);
             long watermark = await store.GetWatermarkAsync(cancellationToken);
             var (train, holdout, counts) = await ImageSnapshot.LoadAsync(store, name, 28, watermark, cancellationToken: cancellationToken);
             Console.Error.WriteLine($"tuning {fam} on '{name}': {counts.Fresh} training, {counts.Holdout} holdout samples (watermark {watermark}); {parse.GetValue(method)} search, {parse.GetValue(trials)} trials of {parse.GetValue(steps)} steps; {Path.GetFullPath(directory)}");

@@ -34,11 +34,33 @@ public static class HostingExtensions
         return builder;
     }
 
+    /// <summary>
+    /// <c>Node:Roles</c> (ingest, train, serve; all three by default): the stages of the roles this node lacks are
+    /// switched off before any stage reads its switch, so a serving-only node never starts Quartz or the queue
+    /// consumers, and never loads TorchSharp. Unknown or no roles stop the start with the setting named.
+    /// </summary>
+    public static WebApplicationBuilder AddNodeRoles(this WebApplicationBuilder builder)
+    {
+        var (roles, failures) = NodeRoles.Parse(builder.Configuration.GetSection(NodeOptions.Section)[nameof(NodeOptions.Roles)] ?? new NodeOptions().Roles);
+        if (failures.Count > 0)
+        {
+            throw new OptionsValidationException(NodeOptions.Section, typeof(NodeOptions), failures);
+        }
+
+        builder.Configuration.AddInMemoryCollection(NodeRoles.Overrides(roles));
+        builder.Services.AddSingleton(roles);
+        return builder;
+    }
+
     /// <summary>The sample/feedback store selected by <c>Store:Provider</c>.</summary>
     public static WebApplicationBuilder AddStore(this WebApplicationBuilder builder)
     {
         builder.Services.AddValidatedOptions<StoreOptions, StoreOptionsValidator>(StoreOptions.Section);
-        builder.Services.AddSingleton<ISampleStore>(sp => new SqliteSampleStore(sp.GetRequiredService<IOptions<StoreOptions>>().Value));
+        // Npgsql's own reading of a PostgreSQL connection string, checked at start with the rest (Core has no driver).
+        builder.Services.AddSingleton<IValidateOptions<StoreOptions>, PostgresConnectionValidator>();
+        // One object is the sample store, the run ledger and the loop's queries (IDaemonStore), whichever the provider.
+        builder.Services.AddSingleton<IDaemonStore>(sp => SampleStores.Open(sp.GetRequiredService<IOptions<StoreOptions>>().Value));
+        builder.Services.AddSingleton<ISampleStore>(sp => sp.GetRequiredService<IDaemonStore>());
         builder.Services.AddGenerationJournal();
         return builder;
     }

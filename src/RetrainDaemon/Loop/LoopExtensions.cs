@@ -10,7 +10,10 @@ using RetrainDaemon.Messaging.Events;
 
 namespace RetrainDaemon.Loop;
 
-/// <summary>Registration of the continuous loop: Quartz with its persistent SQLite store, the jobs, the runner.</summary>
+/// <summary>
+/// Registration of the continuous loop: Quartz with its persistent store (SQLite on one node; PostgreSQL, clustered,
+/// when the sample store is PostgreSQL), the jobs, the runner.
+/// </summary>
 public static class LoopExtensions
 {
     /// <summary>
@@ -29,24 +32,69 @@ public static class LoopExtensions
         }
 
         services.AddSingleton<IRetrainRequester, SchedulerRetrainRequester>();
+        var storeOptions = builder.Configuration.GetSection(StoreOptions.Section).Get<StoreOptions>() ?? new StoreOptions();
+        bool clustered = storeOptions.NormalizedProvider == StoreProviders.Postgres;
+        services.AddSingleton(new LoopTopology(clustered));
         services.AddQuartz(q =>
         {
             // The watch plus one fine-tune per model at most (the runner lets one train at a time on a small box).
             q.UseDefaultThreadPool(4);
-            q.UsePersistentStore(store =>
+            if (clustered)
+            {
+                // At shutdown the running fine-tune is asked to stop (its token) and waited for; it checkpoints and
+                // throws, and the store hands its firing back (below) for another node to resume. (UseClustering
+                // gives every node its own generated instance id for the cluster's check-in table.)
+                q.ConfigureScheduler(o => o.ShutdownJobInterruption = ShutdownJobInterruption.WhenWaitingForJobs);
+            }
+
+            q.UseLoopJobStore(loop, storeOptions);
+        });
+        // Quartz waits for a running fine-tune at shutdown; the run sees its token, writes a checkpoint and returns
+        // (one node) or is handed back to the cluster (clustered) within HostOptions.ShutdownTimeout.
+        services.AddQuartzHostedService(o => o.WaitForJobsToComplete = true);
+        services.AddHostedService<LoopScheduler>();
+        return builder;
+    }
+
+    /// <summary>
+    /// Quartz's persistent store for the loop: SQLite in <see cref="LoopOptions.SchedulerStore"/> on one node, or — with
+    /// <c>Store:Provider=postgres</c> — clustered, in the store's PostgreSQL database. The daemon's scheduler and the
+    /// <c>retrain</c> verb's client (which queues a firing on a cluster) use the same store this way.
+    /// </summary>
+    public static IQuartzBuilder UseLoopJobStore(this IQuartzBuilder q, LoopOptions loop, StoreOptions storeOptions)
+    {
+        bool clustered = storeOptions.NormalizedProvider == StoreProviders.Postgres;
+        q.UsePersistentStore(store =>
+        {
+            if (clustered)
+            {
+                // Quartz's tables live in the store's own PostgreSQL database (one thing to back up and secure).
+                // A missing connection string is reported by the store's validator at start, before Quartz connects.
+                store.UsePostgres(storeOptions.ResolveConnectionString() ?? "");
+                store.UseClustering(c =>
+                {
+                    c.CheckinInterval = loop.ClusterCheckinInterval;
+                    c.CheckinMisfireThreshold = loop.ClusterCheckinMisfireThreshold;
+                });
+            }
+            else
             {
                 string path = Path.GetFullPath(loop.SchedulerStore);
                 Directory.CreateDirectory(Path.GetDirectoryName(path)!);
                 store.UseSqlite($"Data Source={path}");
-                store.ProvisionSchema();
-                store.ConfigureStore(o => o.MisfireThreshold = loop.MisfireThreshold);
+            }
+
+            // Several nodes may provision at once: the loser of that race finds the winner's tables (Quartz docs).
+            store.ProvisionSchema();
+            store.ConfigureStore(o =>
+            {
+                o.MisfireThreshold = loop.MisfireThreshold;
+                // Clustered only: a firing its shutdown interrupted becomes a recovery trigger another node fires.
+                // One node keeps its ledger-driven resume at start instead (a handed-back firing would run twice).
+                o.RecoverFiringsCancelledByShutdown = clustered;
             });
         });
-        // Quartz waits for a running fine-tune at shutdown; the run sees the host's stopping token, writes a
-        // checkpoint and returns within HostOptions.ShutdownTimeout.
-        services.AddQuartzHostedService(o => o.WaitForJobsToComplete = true);
-        services.AddHostedService<LoopScheduler>();
-        return builder;
+        return q;
     }
 
     /// <summary>The runner, the ledger and the policies' helpers, without a scheduler (the CLI's <c>retrain</c> uses these).</summary>

@@ -9,7 +9,10 @@ namespace RetrainDaemon.Loop;
 /// At start: makes Quartz's persistent store match the configuration (one fine-tune job per model, its
 /// cron trigger, the watch), without disturbing triggers that did not change — a cron trigger that is
 /// kept keeps its missed firings, so Quartz's misfire policy (fire once, then proceed) gives exactly one
-/// catch-up run after downtime. Then it resumes the runs the ledger says were interrupted.
+/// catch-up run after downtime. Then, on one node, it resumes the runs the ledger says were interrupted.
+/// Clustered, every node runs this against the shared store (idempotently: same jobs, same triggers), the jobs
+/// request recovery, and interrupted runs are Quartz's to recover — a node that starts must not resume a run
+/// another node is training.
 /// </summary>
 public sealed partial class LoopScheduler(
     ISchedulerFactory factory,
@@ -18,6 +21,7 @@ public sealed partial class LoopScheduler(
     IRunLedger ledger,
     Core.Registry.ModelRegistry registry,
     LoopMetrics metrics,
+    LoopTopology topology,
     ILogger<LoopScheduler> logger) : IHostedService
 {
     public const string Group = "retrain";
@@ -33,7 +37,7 @@ public sealed partial class LoopScheduler(
         var expectedTriggers = new HashSet<TriggerKey>();
 
         var watch = JobBuilder.Create<LoopWatchJob>().WithIdentity(LoopWatchJob.Key).StoreDurably().Build();
-        await scheduler.AddJob(watch, new AddJobOptions { Replace = true }, cancellationToken).ConfigureAwait(false);
+        await StoreJobAsync(scheduler, watch, cancellationToken).ConfigureAwait(false);
         expectedJobs.Add(watch.Key);
         var watchTrigger = TriggerBuilder.Create().WithIdentity("watch", Group).ForJob(watch.Key)
             .StartNow()
@@ -66,10 +70,11 @@ public sealed partial class LoopScheduler(
             metrics.ConsecutiveRejections.WithLabels(model).Set(RunHistory.ConsecutiveRejections(history));
 
             var job = JobBuilder.Create<FineTuneJob>().WithIdentity(FineTuneJob.KeyFor(model)).StoreDurably()
+                .RequestRecovery(topology.Clustered)
                 .UsingJobData(FineTuneJob.ModelKey, model)
                 .WithDescription($"fine-tune of {model}")
                 .Build();
-            await scheduler.AddJob(job, new AddJobOptions { Replace = true }, cancellationToken).ConfigureAwait(false);
+            await StoreJobAsync(scheduler, job, cancellationToken).ConfigureAwait(false);
             expectedJobs.Add(job.Key);
             if (options.Schedule.Length > 0)
             {
@@ -82,10 +87,11 @@ public sealed partial class LoopScheduler(
             }
 
             var analysis = JobBuilder.Create<ErrorAnalysisJob>().WithIdentity(ErrorAnalysisJob.KeyFor(model)).StoreDurably()
+                .RequestRecovery(topology.Clustered)
                 .UsingJobData(FineTuneJob.ModelKey, model)
                 .WithDescription($"error analysis of {model}")
                 .Build();
-            await scheduler.AddJob(analysis, new AddJobOptions { Replace = true }, cancellationToken).ConfigureAwait(false);
+            await StoreJobAsync(scheduler, analysis, cancellationToken).ConfigureAwait(false);
             expectedJobs.Add(analysis.Key);
             if (options.AnalysisSchedule.Length > 0)
             {
@@ -115,7 +121,10 @@ public sealed partial class LoopScheduler(
             }
         }
 
-        await RecoverAsync(scheduler, cancellationToken).ConfigureAwait(false);
+        if (!topology.Clustered)
+        {
+            await RecoverAsync(scheduler, cancellationToken).ConfigureAwait(false);
+        }
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
@@ -146,14 +155,38 @@ public sealed partial class LoopScheduler(
         }
     }
 
+    /// <summary>Stores (or replaces) a durable job; clustered nodes starting together may race to insert it first.</summary>
+    private static async Task StoreJobAsync(IScheduler scheduler, IJobDetail job, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await scheduler.AddJob(job, new AddJobOptions { Replace = true }, cancellationToken).ConfigureAwait(false);
+        }
+        catch (ObjectAlreadyExistsException)
+        {
+            // The other node's insert won between our existence check and ours: replace what it stored.
+            await scheduler.AddJob(job, new AddJobOptions { Replace = true }, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
     private static async Task EnsureTriggerAsync(IScheduler scheduler, ITrigger trigger, Func<ITrigger, bool> unchanged, CancellationToken cancellationToken)
     {
         var existing = await scheduler.GetTrigger(trigger.Key, cancellationToken).ConfigureAwait(false);
         if (existing is null)
         {
-            await scheduler.ScheduleJob(trigger, default, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await scheduler.ScheduleJob(trigger, default, cancellationToken).ConfigureAwait(false);
+                return;
+            }
+            catch (ObjectAlreadyExistsException)
+            {
+                // Clustered: another node starting at the same moment stored it between our read and our write.
+                existing = await scheduler.GetTrigger(trigger.Key, cancellationToken).ConfigureAwait(false);
+            }
         }
-        else if (!unchanged(existing))
+
+        if (existing is not null && !unchanged(existing))
         {
             await scheduler.RescheduleJob(trigger.Key, trigger, cancellationToken).ConfigureAwait(false);
         }
