@@ -13,7 +13,7 @@
 #                 (TorchSharp-cuda-linux: needs a NuGet feed that serves it); runtime base: NVIDIA's CUDA 13 +
 #                 cuDNN 9 runtime image with the ASP.NET Core runtime copied in (both are Ubuntu 24.04).
 # The serving target publishes with -p:LibTorch=false: TorchSharp's native libtorch (~500 MB) is left out,
-# the loop is off (Loop:Enabled=false), and a training verb run in it fails at first use with TorchSharp's
+# the node has the serve role only (Node:Roles=serve), and a training verb run in it fails at first use with TorchSharp's
 # "doesn't contain a reference to libtorch" error. `run` with the loop off never loads TorchSharp.
 #
 # Every state file lives under /var/lib/retrain-daemon (a volume); the image runs as uid 10001.
@@ -98,11 +98,11 @@ CMD ["run"]
 
 # ---------------------------------------------------------------- final images
 # Serving only: the HTTP API on ONNX Runtime, following the champion in a shared registry; scale it out.
-# No loop and no ingestion consumer (Ingest:Enabled=false): the training daemon owns the queues and the store.
+# The serve role alone (Node:Roles=serve): no loop and no ingestion consumer; train and ingest nodes own the
+# queues and the runs (docs/scaling.md).
 FROM app-base AS serving
 COPY --from=publish-serving /out /opt/retrain-daemon
-ENV RETRAIN__Loop__Enabled=false \
-    RETRAIN__Ingest__Enabled=false
+ENV RETRAIN__Node__Roles=serve
 USER 10001:10001
 
 # The whole loop: ingestion, Quartz, TorchSharp training, gate, registry, serving. One replica per store.

@@ -128,7 +128,7 @@ public sealed class DeploymentFilesTests
             Assert.Contains("-p:LibTorch=false", run.Arguments, StringComparison.Ordinal);
         }
 
-        Assert.Equal("false", file.Environment(serving).GetValueOrDefault("RETRAIN__Loop__Enabled"));
+        Assert.Equal("serve", file.Environment(serving).GetValueOrDefault("RETRAIN__Node__Roles"));
 
         var training = file.StageNamed("training")!;
         Assert.DoesNotContain(file.All(training, "RUN"), r => r.Arguments.Contains("LibTorch=false", StringComparison.Ordinal));
@@ -542,9 +542,9 @@ public sealed class DeploymentFilesTests
                         problems.Add($"{name}: the training daemon runs exactly one replica with the Recreate strategy");
                     }
                 }
-                else if (env.GetValueOrDefault("RETRAIN__Loop__Enabled") != "false")
+                else if (env.GetValueOrDefault("RETRAIN__Node__Roles") != "serve")
                 {
-                    problems.Add($"{name}: a serving-only Deployment sets RETRAIN__Loop__Enabled=false");
+                    problems.Add($"{name}: a serving-only Deployment sets RETRAIN__Node__Roles=serve");
                 }
             }
         }
@@ -585,6 +585,8 @@ public sealed class DeploymentFilesTests
     [InlineData("RETRAIN__Broker__Endpoints__0", true)]
     [InlineData("RETRAIN__Broker__Endpoints__3", true)]
     [InlineData("RETRAIN__Loop__Enabled", true)]
+    [InlineData("RETRAIN__Node__Roles", true)]
+    [InlineData("RETRAIN__Store__ConnectionStringFile", true)]
     [InlineData("RETRAIN__Serving__AdminKeyFile", true)]
     [InlineData("RETRAIN__Broker__Pasword", false)]
     [InlineData("RETRAIN__Http__Url", false)]
