@@ -16,6 +16,9 @@ namespace RetrainDaemon.Loop;
 /// </summary>
 public static class LoopExtensions
 {
+    /// <summary>How often a clustered node looks for triggers other nodes or processes stored (Quartz's minimum is 1 s).</summary>
+    public static readonly TimeSpan ClusterIdleWait = TimeSpan.FromSeconds(2);
+
     /// <summary>
     /// The loop's services (the runner and the ledger are also what <c>retrain</c> and <c>runs</c> use), and —
     /// when <c>Loop:Enabled</c> — the Quartz scheduler and its jobs. Call after <c>AddStore</c>, <c>AddRegistry</c>
@@ -44,7 +47,14 @@ public static class LoopExtensions
                 // At shutdown the running fine-tune is asked to stop (its token) and waited for; it checkpoints and
                 // throws, and the store hands its firing back (below) for another node to resume. (UseClustering
                 // gives every node its own generated instance id for the cluster's check-in table.)
-                q.ConfigureScheduler(o => o.ShutdownJobInterruption = ShutdownJobInterruption.WhenWaitingForJobs);
+                q.ConfigureScheduler(o =>
+                {
+                    o.ShutdownJobInterruption = ShutdownJobInterruption.WhenWaitingForJobs;
+                    // A node only hears of triggers it stores itself; others' (a handed-back firing, a `retrain` queued
+                    // from the command line) it finds when it next polls. Quartz's 30 s default idle wait made a
+                    // handed-back run wait until the stopped node was declared dead (9–10 s measured); 2 s polls.
+                    o.IdleWaitTime = ClusterIdleWait;
+                });
             }
 
             q.UseLoopJobStore(loop, storeOptions);
