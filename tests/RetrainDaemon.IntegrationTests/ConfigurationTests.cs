@@ -75,6 +75,14 @@ public sealed class ConfigurationTests
     }
 
     [Fact]
+    public async Task UnknownNodeRole_FailsStartup_NamingIt()
+    {
+        await using var daemon = DaemonProcess.StartRaw("run", new Dictionary<string, string> { ["Node:Roles"] = "ingest,trian" }, 0);
+        Assert.Equal(2, await daemon.WaitForExitAsync(TimeSpan.FromSeconds(60)));
+        Assert.Contains("Node:Roles = 'ingest,trian': unknown role 'trian' (roles: ingest, train, serve)", daemon.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Help_IsAvailableOnEveryVerb()
     {
         foreach (var verb in new[] { "--help", "run --help", "publish --help", "publish fashion-mnist --help", "publish fortunes --help", "publish gettext --help", "publish feedback --help", "samples stats --help" })

@@ -245,6 +245,7 @@ internal static class LoopCommands
     {
         await using var store = SampleStores.Open(storeOptions);
         var known = (await store.ListRunsAsync(model, RunKinds.FineTune, 100, cancellationToken)).Select(r => r.RunId).ToHashSet(StringComparer.Ordinal);
+        string trigger = $"manual: {reason}";
         var scheduler = await QuartzSchedulerBuilder.Create(q => q.UseLoopJobStore(loop, storeOptions)).BuildScheduler(cancellationToken);
         try
         {
@@ -254,7 +255,7 @@ internal static class LoopCommands
                 return 1;
             }
 
-            await scheduler.TriggerJob(FineTuneJob.KeyFor(model), new JobDataMap { [FineTuneJob.TriggerKey] = $"manual: {reason}" }, cancellationToken);
+            await scheduler.TriggerJob(FineTuneJob.KeyFor(model), new JobDataMap { [FineTuneJob.TriggerKey] = trigger }, cancellationToken);
         }
         finally
         {
@@ -266,7 +267,9 @@ internal static class LoopCommands
         while (true)
         {
             await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken);
-            var run = (await store.ListRunsAsync(model, RunKinds.FineTune, 20, cancellationToken)).FirstOrDefault(r => runId is null ? !known.Contains(r.RunId) : r.RunId == runId);
+            // Ours is the new run with our trigger text (a cron or policy firing may start one at the same moment).
+            var run = (await store.ListRunsAsync(model, RunKinds.FineTune, 20, cancellationToken))
+                .FirstOrDefault(r => runId is null ? !known.Contains(r.RunId) && r.Trigger == trigger : r.RunId == runId);
             if (run is null)
             {
                 continue;
