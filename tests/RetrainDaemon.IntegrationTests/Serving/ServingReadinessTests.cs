@@ -23,7 +23,10 @@ public sealed partial class ServingReadinessTests(BrokerFixture fixture, ITestOu
     {
         var generators = GeneratorModels.Shared;
         generators.Onnx(1); // exported before the clock starts
-        await using var serving = ServingDaemon.Start(Fixture.Broker, Directory);
+        // One ONNX Runtime thread: session creation and warm-up then leave a core to Kestrel and the poller, so readiness
+        // polls are answered while the version loads. With two threads on a 2-core machine the polls could stall for the
+        // whole (~20 ms) load and the "is loading" answer was never seen (2 of 5 CI runs).
+        await using var serving = ServingDaemon.Start(Fixture.Broker, Directory, new ServingDaemonOptions { Settings = { ["Serving:IntraOpThreads"] = "1" } });
         await serving.WaitLiveAsync();
         int pid = serving.Daemon.Pid;
 
